@@ -1,0 +1,74 @@
+"""Health checks of one color, through the SSH tunnel, the way Caddy will see it: GET health_path == 200."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import httpx
+
+POLL_SECONDS = 0.5  # at most one probe per half second
+
+
+@dataclass(frozen=True)
+class Probe:
+    status: int | None  # None: no HTTP answer at all
+    detail: str  # the error, or the start of the body
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def describe(self) -> str:
+        head = f"HTTP {self.status}" if self.status is not None else "no answer"
+        return f"{head} in {self.seconds * 1000:.0f} ms" + (f": {self.detail}" if self.detail else "")
+
+
+def probe(client: httpx.Client, port: int, path: str, timeout: float = 5.0) -> Probe:
+    t0 = time.monotonic()
+    try:
+        r = client.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
+        body = " ".join(r.text.split())[:120] if r.status_code != 200 else ""
+        return Probe(r.status_code, body, time.monotonic() - t0)
+    except httpx.HTTPError as e:
+        return Probe(None, f"{type(e).__name__}: {e}"[:200], time.monotonic() - t0)
+
+
+@dataclass
+class Wait:
+    ok: bool
+    seconds: float
+    probes: list[Probe] = field(default_factory=list)  # the last 20
+    count: int = 0
+
+    def last(self, n: int = 5) -> list[Probe]:
+        return self.probes[-n:]
+
+
+def wait_healthy(
+    client: httpx.Client,
+    port: int,
+    path: str,
+    timeout: float,
+    stop: Callable[[], bool] = lambda: False,
+) -> Wait:
+    """Poll until 200 or `timeout` seconds (or `stop()` says give up)."""
+    t0 = time.monotonic()
+    result = Wait(False, 0.0)
+    while True:
+        started = time.monotonic()
+        remaining = timeout - (started - t0)
+        p = probe(client, port, path, timeout=max(0.5, min(5.0, remaining)))
+        result.count += 1
+        result.probes.append(p)
+        del result.probes[:-20]
+        if p.ok:
+            result.ok = True
+            break
+        if time.monotonic() - t0 >= timeout or stop():
+            break
+        time.sleep(max(0.0, min(POLL_SECONDS - (time.monotonic() - started), timeout - (time.monotonic() - t0))))
+    result.seconds = time.monotonic() - t0
+    return result

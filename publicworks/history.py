@@ -1,0 +1,117 @@
+"""The deploy history: one line per deploy, failure and rollback, in the design's format.
+
+    2024-11-27T14:32:01Z | civic-observer | abc123 | success | green | ci:https://github.com/... | migrations=ran
+
+Time (UTC, ISO seconds), service, version, status, color; then the actor and `key=value` fields.
+Parsing never fails: a line it cannot read comes back as an entry holding just the raw text.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+STATUSES = ("success", "failure", "rollback")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def actor() -> str:
+    """Who runs this: the CI run's URL on GitHub Actions, else user@host (PUBLICWORKS_ACTOR overrides)."""
+    if os.environ.get("PUBLICWORKS_ACTOR"):
+        return os.environ["PUBLICWORKS_ACTOR"]
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_RUN_ID"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        repo = os.environ.get("GITHUB_REPOSITORY", "")
+        who = os.environ.get("GITHUB_ACTOR", "")
+        url = f"{server}/{repo}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+        return f"{who} via {url}" if who else url
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _clean(value: str) -> str:
+    # A "|" or newline inside a field would corrupt the line for every later reader.
+    return " ".join(value.replace("|", "/").split())
+
+
+@dataclass(frozen=True)
+class Entry:
+    time: str = ""
+    service: str = ""
+    version: str = ""
+    status: str = ""
+    color: str = ""
+    actor: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    raw: str = ""  # set only for a line that could not be parsed
+
+    @property
+    def parsed(self) -> bool:
+        return not self.raw
+
+    def line(self) -> str:
+        parts = [self.time, self.service, self.version, self.status, self.color]
+        if self.actor or self.fields:
+            parts.append(self.actor or "-")
+        parts += [f"{k}={v}" for k, v in self.fields.items()]
+        return " | ".join(_clean(p) for p in parts)
+
+    def as_dict(self) -> dict:
+        if self.raw:
+            return {"raw": self.raw}
+        return {
+            "time": self.time,
+            "service": self.service,
+            "version": self.version,
+            "status": self.status,
+            "color": self.color,
+            "actor": self.actor,
+            **({"fields": dict(self.fields)} if self.fields else {}),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=False)
+
+
+def entry(service: str, version: str, status: str, color: str, actor: str, **fields: object) -> Entry:
+    """A new entry stamped now; `fields` with a None value are left out."""
+    assert status in STATUSES, status
+    return Entry(
+        now_iso(), service, version, status, color, actor, {k: str(v) for k, v in fields.items() if v is not None}
+    )
+
+
+def parse_line(line: str) -> Entry:
+    text = line.rstrip("\n")
+    parts = [p.strip() for p in text.split("|")]
+    if len(parts) < 5 or not parts[0][:4].isdigit() or not all(parts[1:5]):
+        return Entry(raw=text)
+    fields = {}
+    for extra in parts[6:]:
+        key, sep, value = extra.partition("=")
+        if not sep:
+            return Entry(raw=text)
+        fields[key.strip()] = value.strip()
+    actor = parts[5] if len(parts) > 5 and parts[5] != "-" else ""
+    return Entry(parts[0], parts[1], parts[2], parts[3], parts[4], actor, fields)
+
+
+def parse(text: str) -> list[Entry]:
+    return [parse_line(line) for line in text.splitlines() if line.strip()]
+
+
+def last_for(entries: list[Entry], service: str, status: str | None = None) -> Entry | None:
+    for e in reversed(entries):
+        if e.parsed and e.service == service and (status is None or e.status == status):
+            return e
+    return None

@@ -1,0 +1,74 @@
+"""The Invoke tasks: `inv <task>` in a checkout (tasks.py) and `publicworks <task>` after pip install.
+
+Each task parses its flags, calls one function of the package and maps the outcome to an exit code:
+0 done, 1 failed (what served before still serves), 2 bad input or config, 3 the lock is busy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from invoke import Collection, Exit, task
+
+from . import deploy as deploy_mod
+from .config import ConfigError, load
+from .errors import BAD_INPUT, PublicWorksError
+from .output import Reporter
+
+
+def _number(value: object, flag: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise Exit(f"{flag}: expected a number of seconds, got {value!r}", code=BAD_INPUT) from None
+
+
+def _run(body: Callable[[], int]) -> None:
+    try:
+        code = body()
+    except ConfigError as e:
+        raise Exit(f"error: {e}", code=BAD_INPUT) from None
+    except PublicWorksError as e:
+        raise Exit(f"error: {e.message}", code=e.code) from None
+    except KeyboardInterrupt:
+        raise Exit("aborted", code=1) from None
+    if code:
+        raise Exit(code=code)
+
+
+def _require(value: str | None, flag: str) -> str:
+    if not value:
+        known = ", ".join(sorted(load().services)) if flag == "--service" else ""
+        raise Exit(f"error: {flag} is required" + (f" (one of: {known})" if known else ""), code=BAD_INPUT)
+    return value
+
+
+@task(
+    help={
+        "service": "service name from services.toml (e.g. civic-observer)",
+        "version": "image tag to deploy, e.g. a git sha",
+        "wait-lock": "if another deploy holds the lock, wait up to this many seconds (default: fail at once, exit 3)",
+        "canary": "seconds both colors serve before the old one stops (default: the service's canary_seconds; 0 skips)",
+        "dry-run": "print the plan (colors, ports, exact remote commands) and change nothing",
+        "verbose": "show each remote command",
+    }
+)
+def deploy(c, service=None, verbose=False, version=None, wait_lock=None, canary=None, dry_run=False):
+    """Blue-green deploy of one version: lock, pull, migrate, start the idle color, health check, canary, switch."""
+
+    def body() -> int:
+        opts = deploy_mod.Options(
+            service=_require(service, "--service"),
+            version=_require(version, "--version"),
+            wait_lock=_number(wait_lock, "--wait-lock") or 0,
+            canary=_number(canary, "--canary"),
+            dry_run=dry_run,
+        )
+        return deploy_mod.deploy(load(), opts, Reporter(verbose=verbose))
+
+    _run(body)
+
+
+ns = Collection(deploy)

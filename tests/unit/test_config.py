@@ -1,0 +1,150 @@
+"""services.toml validation: one test per kind of error, each naming the key path; and the real file loads."""
+
+from pathlib import Path
+
+import pytest
+
+from publicworks import config
+from publicworks.config import ConfigError, check_version, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """
+[server]
+host = "vps.example"
+
+[services.web]
+dir = "/home/deploy/web"
+project = "web"
+compose_files = ["base.yml", "docker-compose.{color}.yml"]
+units = ["web-{color}"]
+ports = { blue = 8000, green = 8001 }
+"""
+
+
+def err(text: str, env: dict | None = None) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse(text, env=env or {})
+    return str(e.value)
+
+
+def test_the_real_services_toml_has_the_designs_three_services():
+    cfg = config.load(ROOT / "services.toml")
+    assert cfg.server.lock_file == "/tmp/civic-deploy.lock"
+    assert cfg.server.history_file == "/home/deploy/deploy-history.log"
+    co = cfg.services["civic-observer"]
+    assert (co.ports, co.dir) == ({"blue": 8888, "green": 8889}, "/home/deploy/civic-observer")
+    assert co.files("green") == [
+        "/home/deploy/civic-observer/docker-compose.production-base.yml",
+        "/home/deploy/civic-observer/docker-compose.green.yml",
+    ]
+    assert cfg.services["corkboard-django"].ports == {"blue": 8000, "green": 8001}
+    assert cfg.services["corkboard-datasette"].ports == {"blue": 40001, "green": 40002}
+    assert {cfg.services[s].project for s in ("corkboard-django", "corkboard-datasette")} == {"corkboard"}
+    assert co.health_path == "/health/" and co.version_env == "IMAGE_TAG" and co.canary_seconds == 600
+
+
+def test_the_sandbox_services_toml_loads():
+    assert set(config.load(ROOT / "sandbox" / "services.toml").services) == {
+        "civic-observer", "corkboard-django", "corkboard-datasette"}
+
+
+def test_defaults_apply():
+    svc = parse(GOOD, env={}).services["web"]
+    assert (svc.health_path, svc.version_env, svc.migrate, svc.canary_seconds, svc.canary_failures) == (
+        "/health/", "IMAGE_TAG", (), 600.0, 3)
+
+
+def test_unknown_key():
+    assert err(GOOD + 'colour = "x"\n') == (
+        "services.web.colour: unknown key (known: dir, project, compose_files, units, ports, health_path, "
+        "version_env, migrate, ready_timeout, canary_seconds, canary_failures, canary_probe_interval, "
+        "stop_grace, drain_timeout)")
+
+
+def test_unknown_top_level_and_server_keys():
+    assert err(GOOD + "[extra]\n").startswith("extra: unknown key")
+    assert err(GOOD.replace('host = "vps.example"', 'host = "x"\nlockfile = "/x"')).startswith("server.lockfile: unknown key")
+
+
+def test_wrong_type_names_the_key_path():
+    assert err(GOOD.replace("green = 8001", 'green = "8001"')) == "services.web.ports.green: expected an integer"
+    assert err(GOOD.replace('units = ["web-{color}"]', 'units = "web-{color}"')) == "services.web.units: expected a list of strings"
+    assert err(GOOD + "ready_timeout = true\n") == "services.web.ready_timeout: expected a number"
+
+
+def test_missing_color():
+    assert err(GOOD.replace(", green = 8001", "")) == "services.web.ports.green: missing (both colors need a port)"
+
+
+def test_unknown_color():
+    assert err(GOOD.replace("green = 8001", "green = 8001, red = 8002")) == (
+        "services.web.ports.red: unknown color (colors are blue and green)")
+
+
+def test_port_used_twice():
+    text = GOOD + '\n[services.api]\ndir = "/a"\nproject = "api"\ncompose_files = ["c.yml"]\nunits = ["a-{color}"]\nports = { blue = 9000, green = 8001 }\n'
+    assert err(text) == "services.api.ports.green: port 8001 is already used by services.web.ports.green"
+
+
+def test_missing_required_key():
+    assert err(GOOD.replace('project = "web"\n', "")) == "services.web.project: required"
+    assert err(GOOD.replace('host = "vps.example"', "")) == "server.host: required"
+
+
+def test_unit_without_color_placeholder():
+    assert "must contain {color}" in err(GOOD.replace('units = ["web-{color}"]', 'units = ["web"]'))
+
+
+def test_units_sharing_a_project_must_be_disjoint():
+    text = GOOD + '\n[services.web2]\ndir = "/a"\nproject = "web"\ncompose_files = ["c.yml"]\nunits = ["web-{color}"]\nports = { blue = 9000, green = 9001 }\n'
+    assert err(text) == "services.web2.units: 'web-blue' is also a unit of services.web (same compose project 'web')"
+
+
+def test_relative_paths_and_bad_values():
+    assert err(GOOD.replace('dir = "/home/deploy/web"', 'dir = "web"')) == "services.web.dir: must be an absolute path"
+    assert err(GOOD + 'health_path = "health"\n') == "services.web.health_path: must start with '/'"
+    assert err(GOOD + 'version_env = "IMAGE-TAG"\n') == "services.web.version_env: not an environment variable name"
+    assert err(GOOD + "ready_timeout = 0\n") == "services.web.ready_timeout: must be > 0"
+    assert err(GOOD + 'migrate = "python \'unclosed"\n').startswith("services.web.migrate:")
+    assert err(GOOD.replace("green = 8001", "green = 70000")) == "services.web.ports.green: 70000 is not a TCP port"
+
+
+def test_not_toml():
+    assert "not valid TOML" in err("[server\n")
+
+
+def test_no_services():
+    assert err('[server]\nhost = "x"\n') == "services: at least one [services.NAME] table is required"
+
+
+def test_environment_overrides_the_server():
+    cfg = parse(GOOD, env={"PUBLICWORKS_HOST": "10.0.0.9", "PUBLICWORKS_USER": "ops", "PUBLICWORKS_PORT": "2222"})
+    assert (cfg.server.host, cfg.server.user, cfg.server.port) == ("10.0.0.9", "ops", 2222)
+    assert err(GOOD, env={"PUBLICWORKS_PORT": "ssh"}) == "PUBLICWORKS_PORT: expected an integer, got 'ssh'"
+
+
+def test_publicworks_config_points_elsewhere(tmp_path, monkeypatch):
+    f = tmp_path / "other.toml"
+    f.write_text(GOOD)
+    monkeypatch.setenv("PUBLICWORKS_CONFIG", str(f))
+    assert set(config.load().services) == {"web"}
+    monkeypatch.setenv("PUBLICWORKS_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load()
+
+
+def test_unknown_service_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown service 'nope'.*knows: web"):
+        parse(GOOD, env={}).service("nope")
+
+
+@pytest.mark.parametrize("good", ["abc123", "a1c0ffe", "v1.2.3", "_x", "A" * 128, "1.0-rc_1"])
+def test_valid_versions(good):
+    assert check_version(good) == good
+
+
+@pytest.mark.parametrize("bad", ["", "abc;touch /tmp/pwned", "-rf", ".hidden", "a b", "a" * 129, "x$(id)", "tag\n"])
+def test_invalid_versions(bad):
+    with pytest.raises(ConfigError, match="not a valid image tag"):
+        check_version(bad)
