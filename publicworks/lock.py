@@ -116,7 +116,10 @@ class Lock:
         command = cmd.lock_hold(self.lock_file, wait)
         channel = self.remote.session()
         channel.exec_command(command.shell())
-        channel.sendall((self.holder.to_json() + "\n").encode())
+        try:
+            channel.sendall((self.holder.to_json() + "\n").encode())
+        except OSError:
+            pass  # flock -n already exited (busy): its exit status says so below
         channel.settimeout(wait + 30)
         out = b""
         try:

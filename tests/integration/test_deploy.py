@@ -224,3 +224,19 @@ def test_adopts_a_service_started_outside_public_works(vps):
     assert "legacy-web, started outside public-works: adopted as blue" in r.out
     assert vps.containers()["legacy-web"]["state"] == "exited"
     assert vps.state(CO)["active"] == "green"
+
+
+def test_the_lock_refuses_every_contender_while_held(sandbox, server):
+    a, b = remote.connect(server), remote.connect(server)
+    try:
+        with lock.Lock(a, server.lock_file, lock.me("deploy", CO, "v1", "first")) as held:
+            held.acquire()
+            for i in range(20):
+                with pytest.raises(lock.LockBusy, match="deploy of civic-observer v1 by first"):
+                    lock.Lock(b, server.lock_file, lock.me("deploy", CO, f"v{i}", "second")).acquire()
+        second = lock.Lock(b, server.lock_file, lock.me("deploy", CO, "v2", "second"))
+        second.acquire()  # released by the with-block: free again at once
+        second.release()
+    finally:
+        a.close()
+        b.close()
