@@ -54,7 +54,9 @@ def watch(s: Session, p: DeployPlan, state: State, seconds: float, migrated: boo
         s.notifier.send("canary-started", s.svc.name,
                         f"{new.version} on {new.color} beside {p.old.version} on {p.old.color} for {seconds:g}s")
         ended = _loop(s, p, seconds, lock)
-        if ended is None:
+        if ended:
+            s.out.note(f"ended early: {ended[1]}")
+        else:
             s.notifier.send("canary-finished", s.svc.name, f"{new.version} passed its {seconds:g}s canary")
             return state
     kind, why = ended

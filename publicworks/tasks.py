@@ -11,6 +11,7 @@ from typing import Callable
 from invoke import Collection, Exit, task
 
 from . import deploy as deploy_mod
+from . import rollback as rollback_mod
 from .config import ConfigError, load
 from .errors import BAD_INPUT, PublicWorksError
 from .output import Reporter
@@ -71,4 +72,24 @@ def deploy(c, service=None, verbose=False, version=None, wait_lock=None, canary=
     _run(body)
 
 
-ns = Collection(deploy)
+@task(
+    help={
+        "service": "service name from services.toml",
+        "to": "a version from the history to put back (default: the previous one)",
+        "yes": "proceed even when --to crosses a deploy that ran migrations (for CI; a terminal asks)",
+        "wait-lock": "if another run holds the lock (and no canary is running), wait up to this many seconds",
+        "verbose": "show each remote command",
+    }
+)
+def rollback(c, service=None, to=None, yes=False, wait_lock=None, verbose=False):
+    """Undo: during a canary, stop the new color within seconds; after a deploy, bring the previous version back."""
+
+    def body() -> int:
+        opts = rollback_mod.Options(service=_require(service, "--service"), to=to or None, yes=yes,
+                                    wait_lock=_number(wait_lock, "--wait-lock") or 0)
+        return rollback_mod.rollback(load(), opts, Reporter(verbose=verbose))
+
+    _run(body)
+
+
+ns = Collection(deploy, rollback)

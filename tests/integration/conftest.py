@@ -157,3 +157,13 @@ def vps(sandbox: VPS) -> VPS:
 def kill(p: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     p.send_signal(sig)
     p.wait(timeout=60)
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """The sandbox's ServerConfig, for tests that open their own public-works connection."""
+    from publicworks import config
+
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    return config.load().server

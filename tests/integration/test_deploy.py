@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from publicworks import config, lock, remote
+from publicworks import lock, remote
 
-from .conftest import ENV, ROOT, answer, kill, poll, pw, pw_env, pw_start, sshd_accepted
+from .conftest import ROOT, answer, kill, poll, pw, pw_env, pw_start, sshd_accepted
 
 CO = "civic-observer"
 
@@ -118,13 +118,6 @@ def test_a_slow_starter_passes_its_ready_timeout_and_fails_a_shorter_one(vps, tm
     r = deploy("5103000", env=_config_with(tmp_path, ready_timeout=2))
     assert r.code == 1 and "within 2s" in r.text
     assert vps.state(CO)["active"] == "blue"
-
-
-@pytest.fixture
-def server(monkeypatch):
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    return config.load().server
 
 
 def test_a_second_deploy_meets_the_lock_and_can_wait_for_it(vps, server):

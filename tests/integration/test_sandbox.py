@@ -20,13 +20,6 @@ from publicworks.commands import Command
 from .conftest import ENV, ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
 
 
-@pytest.fixture
-def server(monkeypatch):
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    return config.load().server
-
-
 def test_ssh_as_deploy_in_the_docker_group_with_the_pinned_key(sandbox, server):
     r = remote.connect(server)
     try:
