@@ -106,9 +106,9 @@ def rollback(s: Session, state: State, old: Slot, new: Slot, kind: str, why: str
         s.out.note(why)
         switch.retire(s, new.color, (cmd.stop(s.svc, new.color, new.version or "unknown"),), keep=old.color)
         s.write_state(state.rolled_back(old, new))
-        s.record(old.version or "-", "rollback", old.color, reason=kind, **{"from": f"{new.color}:{new.version}"})
+        entry = s.record(old.version or "-", "rollback", old.color, reason=kind, **{"from": f"{new.color}:{new.version}"})
     s.out.summary(f"ROLLED BACK: {s.svc.name} {new.version} was stopped during its canary ({why}); "
-                  f"{old.color} ({old.version}) serves", ok=False)
+                  f"{old.color} ({old.version}) serves", ok=False, facts=s.facts(old.version, new, old.color, entry))
     s.notifier.send("rollback", s.svc.name, f"{kind}: {new.version} → {old.version} during the canary ({why})")
 
 
@@ -116,11 +116,12 @@ def _abandon(s: Session, p: DeployPlan, why: str) -> None:
     """Leave both colors serving and say what to do: the state already records the canary."""
     old = p.old
     s.out.error(f"canary left unfinished: {why}")
-    s.record(p.version, "failure", p.target, step="canary", canary="unfinished")
+    entry = s.record(p.version, "failure", p.target, step="canary", canary="unfinished")
     s.out.summary(
         f"UNFINISHED: {s.svc.name} {p.version} on {p.target} and {old.version if old else '?'} on "
         f"{old.color if old else '?'} both keep serving. `inv rollback --service {s.svc.name}` stops "
-        f"{p.target}; `inv deploy` treats {p.target} as the serving color.", ok=False)
+        f"{p.target}; `inv deploy` treats {p.target} as the serving color.", ok=False,
+        facts=s.facts(p.version, old, p.target, entry))
     return None
 
 

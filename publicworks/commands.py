@@ -31,6 +31,8 @@ _ATOMIC_WRITE = 'set -e; mkdir -p "$(dirname "$1")"; t=$(mktemp "$1.XXXXXX"); pr
 _APPEND = 'set -e; mkdir -p "$(dirname "$1")"; printf %s "$2" >>"$1"'
 _READ = '[ ! -e "$1" ] || cat "$1"'
 _TAIL = '[ ! -e "$1" ] || tail -n "$2" "$1"'
+# Newest matching lines first from the end (tac reads a file backwards), stop after $2 matches, oldest first.
+_TAIL_MATCHING = '[ ! -e "$1" ] || tac "$1" | grep -m "$2" -F -e "$3" | tac'
 # Take the marker atomically (rename), print what it says, delete it; exit 1 when there is none.
 _CONSUME = 'mv "$1" "$1.taken" 2>/dev/null || exit 1; cat "$1.taken"; rm -f "$1.taken"'
 _LOCK_PROBE = 'echo "inode=$(stat -c %i "$1" 2>/dev/null)"; cat /proc/locks; echo "--- holder"; cat "$1.holder" 2>/dev/null || true'
@@ -124,6 +126,11 @@ def append_file(path: str, text: str) -> Command:
 def tail_file(path: str, lines: int) -> Command:
     """The last `lines` lines: costs the same on a million-line file as on ten."""
     return Command(("sh", "-c", _TAIL, "sh", path, str(lines)), timeout=30)
+
+
+def tail_matching(path: str, needle: str, lines: int) -> Command:
+    """The last `lines` lines containing `needle`, read backwards from the end of the file."""
+    return Command(("sh", "-c", _TAIL_MATCHING, "sh", path, str(lines), needle), timeout=30)
 
 
 def consume_marker(path: str) -> Command:

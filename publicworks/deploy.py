@@ -72,15 +72,15 @@ class Deploy:
                     switch.retire(s, p.old.color, p.stop_old, keep=p.target)
             with out.step("record"):
                 s.write_state(state.deployed(p.target, self.version, p.old, self.migrated))
-                s.record(self.version, "success", p.target, migrations="ran" if self.migrated else None,
-                         duration=f"{out.elapsed():.1f}s")
+                entry = s.record(self.version, "success", p.target, migrations="ran" if self.migrated else None,
+                                 duration=f"{out.elapsed():.1f}s")
         except PublicWorksError as e:
             return self.failed(e)
         finally:
             lock.release()
         stopped = f"; {p.old.color} ({p.old.version}) stopped" if p.old else ""
         out.summary(f"deployed {s.svc.name} {self.version} to {p.target} (port {p.target_port}) "
-                    f"in {out.elapsed():.1f}s{stopped}", ok=True)
+                    f"in {out.elapsed():.1f}s{stopped}", ok=True, facts=s.facts(self.version, p.old, p.target, entry))
         s.notifier.send("success", s.svc.name, f"{self.version} live on {p.target} in {out.elapsed():.0f}s{stopped}")
         return OK
 
@@ -113,9 +113,10 @@ class Deploy:
         step = out.failed_step or "deploy"
         serving = f"{p.old.color} ({p.old.version}) still serving" if p and p.old else "nothing was serving before"
         out.error(f"{step} failed: {e.message}")
-        s.record(self.version, "failure", p.target if p else "-", step=step,
-                 migrations="ran" if self.migrated else None)
-        out.summary(f"FAILED: {s.svc.name} {self.version} not deployed ({step}); {serving}", ok=False)
+        entry = s.record(self.version, "failure", p.target if p else "-", step=step,
+                         migrations="ran" if self.migrated else None)
+        out.summary(f"FAILED: {s.svc.name} {self.version} not deployed ({step}); {serving}", ok=False,
+                    facts=s.facts(self.version, p.old if p else None, p.target if p else None, entry))
         s.notifier.send("failure", s.svc.name, f"{self.version} failed at {step}: {e.message.splitlines()[0]}; {serving}")
         return FAILED
 

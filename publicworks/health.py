@@ -32,6 +32,9 @@ def probe(client: httpx.Client, port: int, path: str, timeout: float = 5.0) -> P
         r = client.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
         body = " ".join(r.text.split())[:120] if r.status_code != 200 else ""
         return Probe(r.status_code, body, time.monotonic() - t0)
+    except httpx.ConnectError as e:
+        detail = "connection refused" if "refused" in str(e) else f"cannot connect: {e}"
+        return Probe(None, detail[:200], time.monotonic() - t0)
     except httpx.HTTPError as e:
         return Probe(None, f"{type(e).__name__}: {e}"[:200], time.monotonic() - t0)
 

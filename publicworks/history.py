@@ -115,3 +115,24 @@ def last_for(entries: list[Entry], service: str, status: str | None = None) -> E
         if e.parsed and e.service == service and (status is None or e.status == status):
             return e
     return None
+
+
+HEADERS = ("TIME", "SERVICE", "VERSION", "STATUS", "COLOR", "ACTOR", "DETAILS")
+
+
+def table(entries: list[Entry]) -> str:
+    """An aligned table, oldest first (newest last); unparsable lines appear as they are."""
+    rows = [HEADERS] + [
+        (e.time, e.service, e.version, e.status, e.color, e.actor, " ".join(f"{k}={v}" for k, v in e.fields.items()))
+        for e in entries if e.parsed
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS) - 1)]
+    lines, parsed = [], iter(rows[1:])
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]
+
+    lines.append(fmt(rows[0]).rstrip())
+    for e in entries:
+        lines.append(fmt(next(parsed)).rstrip() if e.parsed else f"(unparsed) {e.raw}")
+    return "\n".join(lines)

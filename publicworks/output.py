@@ -85,10 +85,32 @@ class Reporter:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
-    def summary(self, text: str, ok: bool) -> None:
+    def summary(self, text: str, ok: bool, facts: dict[str, str] | None = None) -> None:
+        """The run's one-line outcome; on GitHub Actions also appended to the job summary as markdown."""
         self.line(self._paint(text, "32" if ok else "31"))
+        path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.github and path:
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(job_summary(text, ok, facts or {}, self.durations))
+            except OSError as e:
+                self.warn(f"could not write the job summary ({e.strerror})")
 
 
 def _escape(text: str) -> str:
     # GitHub workflow commands end at a newline; these escapes keep a multi-line message whole.
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def job_summary(text: str, ok: bool, facts: dict[str, str], durations: dict[str, float]) -> str:
+    """Markdown for $GITHUB_STEP_SUMMARY: the outcome, the facts, each step's duration."""
+
+    def cell(v: str) -> str:
+        return v.replace("|", "\\|").replace("\n", " ")
+
+    out = [f"### {'✅' if ok else '❌'} {cell(text)}", ""]
+    if facts:
+        out += ["| | |", "|---|---|"] + [f"| {k} | {cell(v)} |" for k, v in facts.items()] + [""]
+    if durations:
+        out += ["| step | duration |", "|---|---|"] + [f"| {k} | {v:.1f}s |" for k, v in durations.items()] + [""]
+    return "\n".join(out) + "\n"

@@ -6,6 +6,7 @@ direct-tcpip channels, the lock is one long-lived exec channel.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +16,10 @@ from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 
 from . import tunnel
+
+# paramiko logs every refused tunnel channel at ERROR ("Secsh channel 4 open FAILED"); a health check
+# that polls a starting app expects exactly that, and reports it itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 from .commands import Command
 from .config import ServerConfig
 from .errors import PublicWorksError

@@ -54,6 +54,7 @@ class Rollback:
 
     def run(self) -> int:
         s, out = self.s, self.s.out
+        s.notifier.announce()
         with out.step("lock", s.cfg.server.lock_file):
             try:
                 lock = s.lock("rollback", self.opts.to or "", self.opts.wait_lock)
@@ -82,8 +83,9 @@ class Rollback:
             if e.code == BAD_INPUT:
                 return BAD_INPUT
             to = self.to
-            s.record(to.version if to else "-", "failure", to.color if to else "-", step=step, action="rollback")
-            out.summary(f"ROLLBACK FAILED ({step}); what served before still serves", ok=False)
+            entry = s.record(to.version if to else "-", "failure", to.color if to else "-", step=step, action="rollback")
+            out.summary(f"ROLLBACK FAILED ({step}); what served before still serves", ok=False,
+                        facts=s.facts(to.version if to else None, None, None, entry))
             s.notifier.send("failure", s.svc.name, f"rollback failed: {e.message.splitlines()[0]}")
             return FAILED
         finally:
@@ -187,10 +189,11 @@ class Rollback:
         took = time.monotonic() - t0
         with out.step("record"):
             s.write_state(state.rolled_back(to, serving))
-            s.record(to.version, "rollback", to.color, reason="to" if self.opts.to else "previous",
-                     **({"from": f"{serving.color}:{serving.version}"} if serving else {}))
+            entry = s.record(to.version, "rollback", to.color, reason="to" if self.opts.to else "previous",
+                             **({"from": f"{serving.color}:{serving.version}"} if serving else {}))
         frm = f" from {serving.version} ({serving.color})" if serving else ""
-        out.summary(f"rolled back {svc.name}{frm} to {to.version} on {to.color} in {took:.1f}s", ok=True)
+        out.summary(f"rolled back {svc.name}{frm} to {to.version} on {to.color} in {took:.1f}s", ok=True,
+                    facts=s.facts(to.version, serving, to.color, entry))
         s.notifier.send("rollback", svc.name, f"requested: {serving.version if serving else '-'} → {to.version} ({s.actor})")
         return OK
 

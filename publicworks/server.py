@@ -37,5 +37,9 @@ def append_history(remote: Remote, cfg: Config, entry: history.Entry) -> None:
     remote.run(cmd.append_file(cfg.server.history_file, entry.line() + "\n"))
 
 
-def tail_history(remote: Remote, cfg: Config, lines: int) -> list[history.Entry]:
-    return history.parse(remote.run(cmd.tail_file(cfg.server.history_file, lines)).stdout)
+def tail_history(remote: Remote, cfg: Config, lines: int, service: str | None = None) -> list[history.Entry]:
+    """The newest `lines` entries (of one service), oldest first; only the end of the file is read."""
+    if not service:
+        return history.parse(remote.run(cmd.tail_file(cfg.server.history_file, lines)).stdout)
+    command = cmd.tail_matching(cfg.server.history_file, f" | {service} | ", lines)
+    return [e for e in history.parse(remote.run(command).stdout) if e.service == service]

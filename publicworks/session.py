@@ -19,7 +19,7 @@ from .lock import Holder, Lock, LockInfo, me
 from .notify import Notifier
 from .output import Reporter
 from .remote import Remote, Result, connect
-from .state import State
+from .state import Slot, State
 
 
 @dataclass
@@ -62,6 +62,17 @@ class Session:
         except PublicWorksError as err:
             self.out.warn(f"could not append to the history {self.cfg.server.history_file}: {err.message}")
         return e
+
+    def facts(self, version: str | None, old: Slot | None, new: str | None, entry: history.Entry | None) -> dict[str, str]:
+        """What the job summary shows about a run's outcome."""
+        facts = {"service": self.svc.name, "version": version or "-"}
+        if old or new:
+            facts["colors"] = f"{old.color} ({old.version}) → {new}" if old else f"(none) → {new}"
+        facts["actor"] = self.actor
+        if entry:
+            facts["history"] = f"`{entry.line()}`"
+        facts["more"] = f"`publicworks history --service {self.svc.name}`, `publicworks status --service {self.svc.name}`"
+        return facts
 
     def check_interrupt(self) -> None:
         if self.interrupts():

@@ -11,7 +11,11 @@ from typing import Callable
 from invoke import Collection, Exit, task
 
 from . import deploy as deploy_mod
+from . import history as history_mod
 from . import rollback as rollback_mod
+from . import server
+from . import status as status_mod
+from .remote import connect
 from .config import ConfigError, load
 from .errors import BAD_INPUT, PublicWorksError
 from .output import Reporter
@@ -92,4 +96,55 @@ def rollback(c, service=None, to=None, yes=False, wait_lock=None, verbose=False)
     _run(body)
 
 
-ns = Collection(deploy, rollback)
+@task(
+    help={
+        "service": "only this service",
+        "limit": "how many entries, newest last (default 20)",
+        "json": "one JSON object per entry instead of a table",
+    }
+)
+def history(c, service=None, limit=20, json=False):
+    """The deploy history from the server: deploys, failures, rollbacks (reads only the end of the file)."""
+
+    def body() -> int:
+        cfg = load()
+        if service:
+            cfg.service(service)
+        if int(limit) < 1:
+            raise Exit("error: --limit must be at least 1", code=BAD_INPUT)
+        remote = connect(cfg.server)
+        try:
+            entries = server.tail_history(remote, cfg, int(limit), service)
+        finally:
+            remote.close()
+        if json:
+            for e in entries:
+                print(e.to_json())
+        elif entries:
+            print(history_mod.table(entries))
+        else:
+            print(f"no history yet in {cfg.server.history_file}" + (f" for {service}" if service else ""))
+        return 0
+
+    _run(body)
+
+
+@task(help={"service": "only this service", "json": "machine-readable output"})
+def status(c, service=None, json=False):
+    """What runs and answers, per service and color; canary and lock; the last history entry. Changes nothing."""
+
+    def body() -> int:
+        cfg = load()
+        services = [cfg.service(service)] if service else list(cfg.services.values())
+        remote = connect(cfg.server)
+        try:
+            lock, statuses = status_mod.gather(remote, cfg, services)
+        finally:
+            remote.close()
+        print(status_mod.to_json(lock, statuses) if json else status_mod.render(lock, statuses))
+        return 0
+
+    _run(body)
+
+
+ns = Collection(deploy, rollback, history, status)

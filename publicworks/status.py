@@ -1,0 +1,142 @@
+"""`inv status`: what runs, what answers, what is in progress — read-only, no lock, one connection.
+
+For each service: which color serves and its version, the other color (running or stopped), each
+port's health through the tunnel, a canary running or left unfinished, the last history entry; and
+whether the deploy lock is held, by whom.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from . import health, plan, server
+from .config import COLORS, Config, ServiceConfig
+from .history import Entry
+from .lock import LockInfo
+from .lock import probe as probe_lock
+from .observe import ColorView, view
+from .remote import Remote
+from .state import State
+
+
+@dataclass(frozen=True)
+class ColorStatus:
+    color: str
+    port: int
+    running: bool
+    version: str | None
+    probe: health.Probe
+
+    def as_dict(self) -> dict:
+        return {"color": self.color, "port": self.port, "running": self.running, "version": self.version,
+                "health": {"status": self.probe.status, "ms": round(self.probe.seconds * 1000, 1),
+                           "detail": self.probe.detail}}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    health_path: str
+    serving: str | None
+    colors: dict[str, ColorStatus]
+    state: State
+    canary: str | None  # "running" | "unfinished" | None
+    canary_left: float | None
+    last: Entry | None
+    notes: tuple[str, ...]
+
+    @property
+    def up(self) -> bool:
+        return any(c.probe.ok for c in self.colors.values())
+
+    def as_dict(self) -> dict:
+        c = self.state.canary
+        return {
+            "service": self.name,
+            "up": self.up,
+            "serving": self.serving,
+            "serving_version": self.colors[self.serving].version if self.serving else None,
+            "colors": {k: v.as_dict() for k, v in self.colors.items()},
+            "state_active": self.state.active,
+            "canary": None if not c else {
+                "status": self.canary, "old": vars(c.old), "new": vars(c.new), "started_at": c.started_at,
+                "ends_at": c.ends_at, "seconds_left": self.canary_left},
+            "last": self.last.as_dict() if self.last else None,
+            "notes": list(self.notes),
+        }
+
+
+def _seconds_until(iso: str) -> float | None:
+    try:
+        end = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return (end - datetime.now(timezone.utc)).total_seconds()
+
+
+def service_status(remote: Remote, cfg: Config, svc: ServiceConfig, views: dict[str, ColorView], lock: LockInfo) -> ServiceStatus:
+    state, warning = server.read_state(remote, cfg, svc)
+    d = plan.decide(views, state)
+    with remote.http(timeout=3) as client:
+        colors = {
+            c: ColorStatus(c, svc.ports[c], views[c].running, views[c].version or state.versions.get(c),
+                           health.probe(client, svc.ports[c], svc.health_path, timeout=3))
+            for c in COLORS
+        }
+    canary = left = None
+    if state.canary:
+        running_here = lock.held and lock.holder is not None and lock.holder.service == svc.name
+        canary = "running" if running_here else "unfinished"
+        left = _seconds_until(state.canary.ends_at)
+    last = server.tail_history(remote, cfg, 1, svc.name)
+    notes = d.notes + ((warning,) if warning else ())
+    return ServiceStatus(svc.name, svc.health_path, d.serving, colors, state, canary, left, last[-1] if last else None, notes)
+
+
+def gather(remote: Remote, cfg: Config, services: list[ServiceConfig]) -> tuple[LockInfo, list[ServiceStatus]]:
+    lock = probe_lock(remote, cfg.server.lock_file)
+    containers = server.containers(remote)
+    return lock, [service_status(remote, cfg, svc, view(svc, containers), lock) for svc in services]
+
+
+def render(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
+    lines = []
+    for s in statuses:
+        if not s.up and not s.state.active and not any(c.running or c.version for c in s.colors.values()):
+            head = f"{s.name}: not deployed yet (no containers, no state)"
+        elif not s.up:
+            head = f"{s.name}: DOWN — no color answers 200 on {s.health_path}"
+        else:
+            sv = s.colors[s.serving] if s.serving else None
+            head = f"{s.name}: up, {s.serving} serves {sv.version if sv else '?'}" if sv else f"{s.name}: up"
+        lines.append(head)
+        for c in COLORS:
+            cs = s.colors[c]
+            mark = "serving" if c == s.serving else ("running" if cs.running else "stopped")
+            lines.append(f"  {c:<5} port {cs.port:<5} {mark:<8} {cs.version or '-':<12} {cs.probe.describe()}")
+        if s.canary and s.state.canary:
+            c = s.state.canary
+            left = f", {max(0.0, s.canary_left):.0f}s left" if s.canary_left is not None else ""
+            what = f"{c.new.color} {c.new.version} beside {c.old.color} {c.old.version}"
+            if s.canary == "running":
+                lines.append(f"  canary: running ({what}{left}); `inv rollback --service {s.name}` stops {c.new.color}")
+            else:
+                lines.append(f"  canary: LEFT UNFINISHED ({what}); both serve. `inv rollback --service {s.name}` "
+                             f"stops {c.new.color}; `inv deploy` goes on from {c.new.color}")
+        for note in s.notes:
+            lines.append(f"  note: {note}")
+        if s.last:
+            e = s.last
+            lines.append(f"  last: {e.time} {e.status} {e.version} on {e.color}" + (f" by {e.actor}" if e.actor else ""))
+        else:
+            lines.append("  last: no history yet")
+    lines.append(f"lock: {lock.describe()}")
+    return "\n".join(lines)
+
+
+def to_json(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
+    holder = vars(lock.holder) if lock.holder else None
+    return json.dumps({"lock": {"held": lock.held, "holder": holder}, "services": [s.as_dict() for s in statuses]},
+                      indent=2)
