@@ -104,7 +104,7 @@ def rollback(s: Session, state: State, old: Slot, new: Slot, kind: str, why: str
     """End a canary by stopping the new color: the old one never stopped serving."""
     with s.out.step("rollback", f"stopping {new.color} ({new.version}); {old.color} ({old.version}) serves on"):
         s.out.note(why)
-        switch.retire(s, new.color, (cmd.stop(s.svc, new.color, new.version or "unknown"),), keep=old.color)
+        switch.retire(s, new.color, (cmd.stop(s.svc, new.color, new.version or "unknown"),))
         s.write_state(state.rolled_back(old, new))
         entry = s.record(old.version or "-", "rollback", old.color, reason=kind, **{"from": f"{new.color}:{new.version}"})
     s.out.summary(f"ROLLED BACK: {s.svc.name} {new.version} was stopped during its canary ({why}); "

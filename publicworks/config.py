@@ -66,7 +66,6 @@ class ServiceConfig:
     canary_failures: int
     canary_probe_interval: float
     stop_grace: int
-    drain_timeout: float
 
     def files(self, color: str) -> list[str]:
         """Absolute compose file paths for `color`."""
@@ -165,7 +164,6 @@ _SERVICE: dict[str, tuple[Callable[[Any], bool], Any]] = {
     "canary_failures": (_int, 3),
     "canary_probe_interval": (_num, 2),
     "stop_grace": (_int, 30),
-    "drain_timeout": (_num, 30),
 }
 
 
@@ -234,7 +232,7 @@ def _service(name: str, table: Any, used_ports: dict[int, str]) -> ServiceConfig
         migrate = tuple(shlex.split(f["migrate"]))
     except ValueError as e:
         raise ConfigError(f"{where}.migrate: {e}") from None
-    for key in ("ready_timeout", "canary_probe_interval", "canary_failures", "drain_timeout"):
+    for key in ("ready_timeout", "canary_probe_interval", "canary_failures"):
         _positive(f[key], f"{where}.{key}")
     for key in ("canary_seconds", "stop_grace"):
         _positive(f[key], f"{where}.{key}", allow_zero=True)
@@ -253,7 +251,6 @@ def _service(name: str, table: Any, used_ports: dict[int, str]) -> ServiceConfig
         canary_failures=f["canary_failures"],
         canary_probe_interval=float(f["canary_probe_interval"]),
         stop_grace=f["stop_grace"],
-        drain_timeout=float(f["drain_timeout"]),
     )
 
 
@@ -295,6 +292,9 @@ def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) 
         except ValueError:
             raise ConfigError(f"PUBLICWORKS_PORT: expected an integer, got {env['PUBLICWORKS_PORT']!r}") from None
     caddy = _fields(data.get("caddy", {}), _CADDY, "caddy")
+    for key in ("lb_try_duration", "lb_try_interval", "health_interval", "health_timeout"):
+        if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", caddy[key]):
+            raise ConfigError(f"caddy.{key}: expected a duration like 2s or 250ms, got {caddy[key]!r}")
     tables = data.get("services")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError("services: at least one [services.NAME] table is required")

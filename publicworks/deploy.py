@@ -63,13 +63,13 @@ class Deploy:
             s.check_interrupt()
             self.migrate(p)
             s.check_interrupt()
-            switch.bring_up(s, p.target, self.version, p.start, p.stop_target, p.logs, s.svc.ready_timeout)
+            healthy = switch.bring_up(s, p.target, self.version, p.start, p.stop_target, p.logs, s.svc.ready_timeout)
             state = canary.watch(s, p, state, self.canary_seconds, self.migrated, lock)
             if state is None:
                 return FAILED
             with out.step("switch", f"{p.target} serves; stopping {p.old.color}" if p.old else "first deploy"):
                 if p.old:
-                    switch.retire(s, p.old.color, p.stop_old, keep=p.target)
+                    switch.retire(s, p.old.color, p.stop_old, healthy_since=healthy.at)
             with out.step("record"):
                 s.write_state(state.deployed(p.target, self.version, p.old, self.migrated))
                 entry = s.record(self.version, "success", p.target, migrations="ran" if self.migrated else None,

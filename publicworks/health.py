@@ -45,6 +45,7 @@ class Wait:
     seconds: float
     probes: list[Probe] = field(default_factory=list)  # the last 20
     count: int = 0
+    at: float = 0.0  # time.monotonic() when it ended
 
     def last(self, n: int = 5) -> list[Probe]:
         return self.probes[-n:]
@@ -74,4 +75,5 @@ def wait_healthy(
             break
         time.sleep(max(0.0, min(POLL_SECONDS - (time.monotonic() - started), timeout - (time.monotonic() - t0))))
     result.seconds = time.monotonic() - t0
+    result.at = time.monotonic()
     return result

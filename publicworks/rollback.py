@@ -180,12 +180,12 @@ class Rollback:
         out.note(f"{serving.color} serves {serving.version}; rolling back to {to.version} on {to.color}"
                  if serving else f"nothing serves; starting {to.version} on {to.color}")
         t0 = time.monotonic()
-        switch.bring_up(s, to.color, to.version, cmd.up(svc, to.color, to.version), cmd.stop(svc, to.color, to.version),
+        healthy = switch.bring_up(s, to.color, to.version, cmd.up(svc, to.color, to.version), cmd.stop(svc, to.color, to.version),
                         cmd.logs(svc, to.color, to.version), svc.ready_timeout)
         with out.step("switch", f"{to.color} serves; stopping {serving.color}" if serving else "nothing to stop"):
             if serving:
                 switch.retire(s, serving.color, plan.stop_color(svc, views[serving.color], serving.version or to.version),
-                              keep=to.color)
+                              healthy_since=healthy.at)
         took = time.monotonic() - t0
         with out.step("record"):
             s.write_state(state.rolled_back(to, serving))

@@ -7,7 +7,11 @@ Deploy, the canary and rollback all switch through these two.
 
 from __future__ import annotations
 
-from . import health
+import time
+
+import httpx
+
+from . import caddy, health
 from .commands import Command
 from .errors import PublicWorksError
 from .session import Session
@@ -54,7 +58,39 @@ def _undo(s: Session, color: str, stop: Command) -> None:
         s.out.warn(f"could not stop {color}: {e.message}")
 
 
-def retire(s: Session, color: str, stop: tuple[Command, ...], keep: str | None) -> None:
-    """Stop `color`'s units (grace period for in-flight requests) while `keep` serves."""
+def retire(s: Session, color: str, stop: tuple[Command, ...], healthy_since: float | None = None) -> None:
+    """Stop `color`'s units with their grace period (`docker compose stop -t stop_grace`).
+
+    Caddy's running config is left alone: its active health check takes the stopped color out of
+    rotation within one health interval, and lb_try_duration retries every request meanwhile (README,
+    "Caddy": changing Caddy's config through the admin API would break idle keep-alive connections).
+    When the other color only just turned healthy (`healthy_since`, monotonic), the stop waits until
+    Caddy's own health check has had one interval to see it, so there is always a color Caddy routes to.
+    """
+    if healthy_since is not None:
+        interval, source = caddy_interval(s)
+        wait = interval + 0.5 - (time.monotonic() - healthy_since)
+        if wait > 0:
+            s.out.note(f"waiting {wait:.1f}s: Caddy's health check ({interval:g}s interval, {source}) must see "
+                       f"the new color before {color} stops")
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and not s.interrupts():
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
     for command in stop:
         s.run(command)
+
+
+def caddy_interval(s: Session) -> tuple[float, str]:
+    """Caddy's active health interval for this service: its running config (read-only), else services.toml."""
+    addr = s.cfg.server.caddy_admin
+    if addr:
+        host, _, port = addr.rpartition(":")
+        try:
+            with s.remote.http(timeout=3) as client:
+                r = client.get(f"http://{host or 'localhost'}:{port}/config/")
+            found = caddy.health_interval(r.json(), s.svc) if r.status_code == 200 else None
+            if found is not None:
+                return found, "Caddy's running config"
+        except (httpx.HTTPError, ValueError):
+            pass
+    return caddy.parse_duration(s.cfg.caddy.health_interval), "services.toml"

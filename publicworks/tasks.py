@@ -6,19 +6,24 @@ Each task parses its flags, calls one function of the package and maps the outco
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar
 
 from invoke import Collection, Exit, task
 
+from . import caddy as caddy_mod
 from . import deploy as deploy_mod
+from . import doctor as doctor_mod
 from . import history as history_mod
 from . import rollback as rollback_mod
 from . import server
 from . import status as status_mod
-from .remote import connect
-from .config import ConfigError, load
+from .remote import Remote, connect
+from .config import Config, ConfigError, ServiceConfig, load
 from .errors import BAD_INPUT, PublicWorksError
 from .output import Reporter
+
+
+T = TypeVar("T")
 
 
 def _number(value: object, flag: str) -> float | None:
@@ -41,6 +46,17 @@ def _run(body: Callable[[], int]) -> None:
         raise Exit("aborted", code=1) from None
     if code:
         raise Exit(code=code)
+
+
+def _reading(service: str | None, read: Callable[[Remote, Config, list[ServiceConfig]], T]) -> tuple[Config, T]:
+    """Load services.toml, pick the service(s), and run `read` over one connection (read-only tasks)."""
+    cfg = load()
+    services = [cfg.service(service)] if service else list(cfg.services.values())
+    remote = connect(cfg.server)
+    try:
+        return cfg, read(remote, cfg, services)
+    finally:
+        remote.close()
 
 
 def _require(value: str | None, flag: str) -> str:
@@ -107,16 +123,9 @@ def history(c, service=None, limit=20, json=False):
     """The deploy history from the server: deploys, failures, rollbacks (reads only the end of the file)."""
 
     def body() -> int:
-        cfg = load()
-        if service:
-            cfg.service(service)
         if int(limit) < 1:
             raise Exit("error: --limit must be at least 1", code=BAD_INPUT)
-        remote = connect(cfg.server)
-        try:
-            entries = server.tail_history(remote, cfg, int(limit), service)
-        finally:
-            remote.close()
+        cfg, entries = _reading(service, lambda remote, cfg, _: server.tail_history(remote, cfg, int(limit), service))
         if json:
             for e in entries:
                 print(e.to_json())
@@ -134,17 +143,34 @@ def status(c, service=None, json=False):
     """What runs and answers, per service and color; canary and lock; the last history entry. Changes nothing."""
 
     def body() -> int:
-        cfg = load()
-        services = [cfg.service(service)] if service else list(cfg.services.values())
-        remote = connect(cfg.server)
-        try:
-            lock, statuses = status_mod.gather(remote, cfg, services)
-        finally:
-            remote.close()
+        _, (lock, statuses) = _reading(service, status_mod.gather)
         print(status_mod.to_json(lock, statuses) if json else status_mod.render(lock, statuses))
         return 0
 
     _run(body)
 
 
-ns = Collection(deploy, rollback, history, status)
+@task(help={"service": "only this service's block (the health-proxy snippet is always printed)"})
+def caddy(c, service=None):
+    """Print the Caddy config for civic-band's Caddyfile template: the health-proxy snippet, both colors per service."""
+
+    def body() -> int:
+        print(caddy_mod.render(load(), service), end="")
+        return 0
+
+    _run(body)
+
+
+@task(help={"service": "only this service", "json": "machine-readable output"})
+def doctor(c, service=None, json=False):
+    """Check over SSH everything a deploy needs (docker, compose v2, files, lock, state, Caddy, registry)."""
+
+    def body() -> int:
+        _, checks = _reading(service, doctor_mod.run)
+        print(doctor_mod.to_json(checks) if json else doctor_mod.render(checks))
+        return 0 if all(c.ok for c in checks) else 1
+
+    _run(body)
+
+
+ns = Collection(deploy, rollback, history, status, caddy, doctor)

@@ -45,6 +45,11 @@ class _ChannelStream(httpcore.NetworkStream):
         raise httpcore.ConnectError("TLS through the tunnel is not supported: the server side is plain HTTP on loopback")
 
     def get_extra_info(self, info: str) -> Any:
+        # httpcore asks before reusing a kept-alive connection: readable while idle means the server
+        # closed it (or sent garbage), so it must not be reused.
+        if info == "is_readable":
+            c = self._channel
+            return c.closed or c.eof_received or c.recv_ready()
         return None
 
 

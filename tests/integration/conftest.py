@@ -114,7 +114,7 @@ class VPS:
         return self.sh(f"timeout 5 busybox wget -q -O - http://127.0.0.1:{port}{path} || true")
 
     def clean(self) -> None:
-        self.sh("docker ps -aq | xargs -r docker rm -f >/dev/null; docker volume prune -af >/dev/null; "
+        self.sh("docker ps -aq | xargs -r docker rm -f >/dev/null; docker volume ls -q | xargs -r docker volume rm -f >/dev/null; "
                 "rm -rf .publicworks deploy-history.log /tmp/civic-deploy.lock.holder "
                 "civic-observer/.rollback-requested* corkboard/.rollback-requested*")
 

@@ -10,14 +10,13 @@ import time
 import uuid
 
 import httpx
-import paramiko
 import pytest
 from fabric import Config, Connection
 
 from publicworks import config, remote
 from publicworks.commands import Command
 
-from .conftest import ENV, ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
+from .conftest import ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
 
 
 def test_ssh_as_deploy_in_the_docker_group_with_the_pinned_key(sandbox, server):

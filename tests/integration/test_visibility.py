@@ -11,7 +11,7 @@ import pytest
 
 from publicworks import lock, remote
 
-from .conftest import kill, poll, pw, pw_env, pw_start
+from .conftest import kill, pw, pw_env
 from .test_canary_rollback import canary_deploy, wait_canary
 from .test_deploy import deploy
 

@@ -59,7 +59,7 @@ def test_unknown_key():
     assert err(GOOD + 'colour = "x"\n') == (
         "services.web.colour: unknown key (known: dir, project, compose_files, units, ports, health_path, "
         "version_env, migrate, ready_timeout, canary_seconds, canary_failures, canary_probe_interval, "
-        "stop_grace, drain_timeout)")
+        "stop_grace)")
 
 
 def test_unknown_top_level_and_server_keys():
@@ -148,3 +148,8 @@ def test_valid_versions(good):
 def test_invalid_versions(bad):
     with pytest.raises(ConfigError, match="not a valid image tag"):
         check_version(bad)
+
+
+def test_caddy_durations_are_checked():
+    text = GOOD.replace('[server]', '[caddy]\nhealth_interval = "2 seconds"\n\n[server]')
+    assert err(text) == "caddy.health_interval: expected a duration like 2s or 250ms, got '2 seconds'"

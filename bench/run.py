@@ -1,0 +1,171 @@
+"""./dev bench — public-works' speed and safety figures, measured in one run on the sandbox VPS.
+
+1. deploy: wall time of a deploy (canary 0), and the SSH connections one deploy opens (sshd's log)
+2. rollback: from `publicworks rollback` to the new color stopped, during a canary and after a deploy
+3. lock: from SIGKILL of a deploying process to the server's lock being free
+4. Caddy: the design's literal snippet against `publicworks caddy`'s, through the same switches under
+   the same load: failed requests, p99 and slowest (ratios: design / rendered)
+5. why no drain: transport errors caused by Caddy config changes through the admin API alone
+
+Tests assert only generous bounds; the figures are here.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import scenario  # noqa: E402
+from bench.loadgen import Load  # noqa: E402
+from publicworks import caddy, config, lock, remote  # noqa: E402
+from tests.integration.conftest import ENV, SITES, VPS, VPS_IP, kill, poll, pw, pw_start, sshd_accepted  # noqa: E402
+
+CO = "civic-observer"
+GLOBAL = "{\n\tadmin localhost:2019\n\tauto_https off\n}\n"
+
+
+def line(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def bench_deploy(vps: VPS) -> None:
+    vps.clean()
+    assert pw("deploy", "--service", CO, "--version", "a1c0ffe", "--canary", "0").code == 0
+    times, conns = [], []
+    for v in ("b2beef0", "c3d00d0") * 3:
+        before = sshd_accepted()
+        r = pw("deploy", "--service", CO, "--version", v, "--canary", "0")
+        assert r.code == 0, r.text
+        times.append(r.seconds)
+        conns.append(sshd_accepted() - before)
+    line(f"deploy (canary 0, with migration), 6 runs: median {statistics.median(times):.2f}s, "
+         f"min {min(times):.2f}s, max {max(times):.2f}s; SSH connections per deploy: {sorted(set(conns))}")
+
+
+def bench_rollback(vps: VPS) -> None:
+    during = []
+    for _ in range(3):
+        vps.clean()
+        assert pw("deploy", "--service", CO, "--version", "a1c0ffe", "--canary", "0").code == 0
+        p = pw_start("deploy", "--service", CO, "--version", "b2beef0", "--canary", "120")
+        poll(lambda: (vps.state(CO) or {}).get("canary"), timeout=30, what="the canary")
+        t0 = time.monotonic()
+        pw("rollback", "--service", CO)
+        poll(lambda: "civic-observer-web-green-1" not in vps.running(CO), every=0.02, what="green to stop")
+        during.append(time.monotonic() - t0)
+        p.wait(timeout=60)
+    after = []
+    for _ in range(3):
+        vps.clean()
+        for v in ("a1c0ffe", "b2beef0"):
+            assert pw("deploy", "--service", CO, "--version", v, "--canary", "0").code == 0
+        t0 = time.monotonic()
+        assert pw("rollback", "--service", CO).code == 0
+        after.append(time.monotonic() - t0)
+    line(f"rollback during a canary, call -> new color stopped: median {statistics.median(during):.2f}s "
+         f"({', '.join(f'{x:.2f}' for x in during)})")
+    line(f"rollback after a deploy, call -> previous version serving, new one stopped: median "
+         f"{statistics.median(after):.2f}s ({', '.join(f'{x:.2f}' for x in after)}) — includes waiting one Caddy "
+         "health interval for Caddy to see the restarted color")
+
+
+def bench_lock(vps: VPS, server: config.ServerConfig) -> None:
+    freed = []
+    r = remote.connect(server)
+    try:
+        for _ in range(3):
+            vps.clean()
+            p = pw_start("deploy", "--service", CO, "--version", "5103000", "--canary", "0")
+            poll(lambda: lock.probe(r, server.lock_file).held, what="the lock")
+            kill(p)
+            t0 = time.monotonic()
+            poll(lambda: not lock.probe(r, server.lock_file).held, timeout=10, every=0.005, what="the lock to free")
+            freed.append(time.monotonic() - t0)
+    finally:
+        r.close()
+    line(f"lock free after SIGKILL of the deploy: {', '.join(f'{x * 1000:.0f} ms' for x in freed)}")
+
+
+def admin(server: config.ServerConfig):
+    r = remote.connect(server)
+    return r, r.http(timeout=10)
+
+
+def load_caddyfile(server: config.ServerConfig, text: str) -> None:
+    r, client = admin(server)
+    try:
+        resp = client.post("http://localhost:2019/load", content=text, headers={"Content-Type": "text/caddyfile"})
+        assert resp.status_code == 200, resp.text
+    finally:
+        client.close()
+        r.close()
+
+
+def bench_caddy(vps: VPS, cfg: config.Config) -> None:
+    design = GLOBAL + (ROOT / "sandbox" / "caddy" / "design.caddy").read_text()
+    rendered = GLOBAL + caddy.render(cfg) + (ROOT / "sandbox" / "caddy" / "sites.caddy").read_text()
+    results = {}
+    try:
+        for name, text in (("design's snippet", design), ("rendered snippet", rendered)):
+            load_caddyfile(cfg.server, text)
+            rep = scenario.switches_under_load(vps)
+            sw = [s for w in scenario.windows(rep).values() for s in w]  # every switch and its aftermath
+            results[name] = (rep, sw)
+            line(f"Caddy, {name}: {rep.describe()}")
+            for wname, w in scenario.windows(rep).items():
+                line(f"    {wname} switch: {rep.describe(w)}")
+    finally:
+        load_caddyfile(cfg.server, rendered)
+    (d, dsw), (r, rsw) = results["design's snippet"], results["rendered snippet"]
+    line(f"Caddy ratios design/rendered: failed requests {len(d.failures)}/{len(r.failures)}, "
+         f"p99 during switches {d.p99(dsw) / max(r.p99(rsw), 1e-9):.1f}x, "
+         f"slowest {d.slowest(d.samples) / max(r.slowest(r.samples), 1e-9):.1f}x")
+
+
+def bench_reloads(vps: VPS, cfg: config.Config) -> None:
+    svc = cfg.services["corkboard-django"]  # not the service under load
+    vps.clean()
+    assert pw("deploy", "--service", CO, "--version", "a1c0ffe", "--canary", "0").code == 0
+    poll(lambda: "a1c0ffe" in vps.sh(f"busybox wget -q -O - --header 'Host: {SITES[CO]}' http://127.0.0.1/ || true"),
+         what="Caddy to serve civic-observer")
+    r, client = admin(cfg.server)
+    base = "http://localhost:2019"
+    try:
+        h = caddy.service_handlers(client.get(f"{base}/config/").json(), svc)[0][0]
+        one = [u for u in h.upstreams if caddy.port_of(u["dial"]) != svc.ports["blue"]]
+        with Load(f"http://{VPS_IP}/", SITES[CO], clients=10, cookie_clients=5, rate=250) as load:
+            time.sleep(2)
+            for _ in range(10):
+                client.patch(f"{base}{h.url}/upstreams", json=one)
+                time.sleep(0.5)
+                client.patch(f"{base}{h.url}/upstreams", json=list(h.upstreams))
+                time.sleep(0.5)
+            time.sleep(1)
+    finally:
+        client.close()
+        r.close()
+    line(f"20 admin-API config changes (another service's upstreams), nothing stopped: {load.report().describe()}")
+
+
+def main() -> None:
+    import os
+
+    os.environ.update(ENV)
+    cfg = config.load()
+    vps = VPS()
+    line(f"public-works bench, {time.strftime('%Y-%m-%d %H:%M:%S')} (sandbox VPS at {VPS_IP})")
+    bench_deploy(vps)
+    bench_rollback(vps)
+    bench_lock(vps, cfg.server)
+    bench_reloads(vps, cfg)
+    bench_caddy(vps, cfg)
+    vps.clean()
+
+
+if __name__ == "__main__":
+    main()
