@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 
 from . import commands as cmd
 from . import health, switch
-from .errors import PublicWorksError
 from .history import now_iso
 from .lock import Lock
 from .plan import DeployPlan
@@ -123,11 +122,3 @@ def _abandon(s: Session, p: DeployPlan, why: str) -> None:
         f"{p.target}; `inv deploy` treats {p.target} as the serving color.", ok=False,
         facts=s.facts(p.version, old, p.target, entry))
     return None
-
-
-def unfinished(state: State, lock_held: bool) -> bool:
-    """A canary recorded in the state with nobody holding the lock was left unfinished."""
-    return state.canary is not None and not lock_held
-
-
-__all__ = ["watch", "rollback", "unfinished", "PublicWorksError"]

@@ -13,7 +13,9 @@ import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from ._schema import REQUIRED, ConfigError, Spec, fields, is_int, num, positive, str_, strlist, table
 
 COLORS = ("blue", "green")
 CONFIG_ENV = "PUBLICWORKS_CONFIG"
@@ -24,10 +26,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ConfigError(Exception):
-    """services.toml (or an override) is wrong; the message names the key."""
-
-
 @dataclass(frozen=True)
 class ServerConfig:
     host: str
@@ -36,7 +34,7 @@ class ServerConfig:
     lock_file: str
     history_file: str
     state_dir: str
-    caddy_admin: str  # host:port of Caddy's admin API as seen on the server; "" = never touch Caddy
+    caddy_admin: str  # host:port of Caddy's admin API as seen on the server (read-only); "" = not used
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,6 @@ class ServiceConfig:
     def unit_names(self, color: str) -> list[str]:
         return [u.format(color=color) for u in self.units]
 
-    def color_of_port(self, port: int) -> str | None:
-        return next((c for c, p in self.ports.items() if p == port), None)
-
     @property
     def marker(self) -> str:
         """The design's rollback request file."""
@@ -111,94 +106,46 @@ def check_version(version: str) -> str:
     return version
 
 
-# -- field specs: (type check, default) --------------------------------------------------------------
+# -- the schema: key -> (type check, default) -------------------------------------------------------
 
-_REQUIRED = object()
-
-
-def _str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v: Any) -> bool:
-    return _int(v) or isinstance(v, float)
-
-
-def _strlist(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-_KIND = {_str: "a string", _int: "an integer", _num: "a number", _strlist: "a list of strings"}
-
-_SERVER: dict[str, tuple[Callable[[Any], bool], Any]] = {
-    "host": (_str, _REQUIRED),
-    "user": (_str, "deploy"),
-    "port": (_int, 22),
-    "lock_file": (_str, "/tmp/civic-deploy.lock"),
-    "history_file": (_str, "/home/deploy/deploy-history.log"),
-    "state_dir": (_str, "/home/deploy/.publicworks"),
-    "caddy_admin": (_str, "localhost:2019"),
+_SERVER: dict[str, Spec] = {
+    "host": (str_, REQUIRED),
+    "user": (str_, "deploy"),
+    "port": (is_int, 22),
+    "lock_file": (str_, "/tmp/civic-deploy.lock"),
+    "history_file": (str_, "/home/deploy/deploy-history.log"),
+    "state_dir": (str_, "/home/deploy/.publicworks"),
+    "caddy_admin": (str_, "localhost:2019"),
 }
-_CADDY: dict[str, tuple[Callable[[Any], bool], Any]] = {
-    "lb_policy": (_str, "cookie"),
-    "lb_try_duration": (_str, "5s"),
-    "lb_try_interval": (_str, "250ms"),
-    "health_interval": (_str, "2s"),
-    "health_timeout": (_str, "2s"),
+_CADDY: dict[str, Spec] = {
+    "lb_policy": (str_, "cookie"),
+    "lb_try_duration": (str_, "5s"),
+    "lb_try_interval": (str_, "250ms"),
+    "health_interval": (str_, "2s"),
+    "health_timeout": (str_, "2s"),
 }
-_SERVICE: dict[str, tuple[Callable[[Any], bool], Any]] = {
-    "dir": (_str, _REQUIRED),
-    "project": (_str, _REQUIRED),
-    "compose_files": (_strlist, _REQUIRED),
-    "units": (_strlist, _REQUIRED),
-    "ports": (dict, _REQUIRED),
-    "health_path": (_str, "/health/"),
-    "version_env": (_str, "IMAGE_TAG"),
-    "migrate": (_str, ""),
-    "ready_timeout": (_num, 60),
-    "canary_seconds": (_num, 600),
-    "canary_failures": (_int, 3),
-    "canary_probe_interval": (_num, 2),
-    "stop_grace": (_int, 30),
+_SERVICE: dict[str, Spec] = {
+    "dir": (str_, REQUIRED),
+    "project": (str_, REQUIRED),
+    "compose_files": (strlist, REQUIRED),
+    "units": (strlist, REQUIRED),
+    "ports": (table, REQUIRED),
+    "health_path": (str_, "/health/"),
+    "version_env": (str_, "IMAGE_TAG"),
+    "migrate": (str_, ""),
+    "ready_timeout": (num, 60),
+    "canary_seconds": (num, 600),
+    "canary_failures": (is_int, 3),
+    "canary_probe_interval": (num, 2),
+    "stop_grace": (is_int, 30),
 }
 
 
-def _fields(table: Any, spec: dict, where: str) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table")
-    for key in table:
-        if key not in spec:
-            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(spec)})")
-    out = {}
-    for key, (check, default) in spec.items():
-        if key not in table:
-            if default is _REQUIRED:
-                raise ConfigError(f"{where}.{key}: required")
-            out[key] = default
-            continue
-        value = table[key]
-        ok = isinstance(value, dict) if check is dict else check(value)
-        if not ok:
-            kind = "a table" if check is dict else _KIND[check]
-            raise ConfigError(f"{where}.{key}: expected {kind}")
-        out[key] = value
-    return out
-
-
-def _positive(value: float, where: str, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}")
-
-
-def _service(name: str, table: Any, used_ports: dict[int, str]) -> ServiceConfig:
+def _service(name: str, data: Any, used_ports: dict[int, str]) -> ServiceConfig:
     where = f"services.{name}"
     if not _NAME.match(name):
         raise ConfigError(f"{where}: a service name is lowercase letters, digits, '-' and '_'")
-    f = _fields(table, _SERVICE, where)
+    f = fields(data, _SERVICE, where)
     if not f["dir"].startswith("/"):
         raise ConfigError(f"{where}.dir: must be an absolute path")
     if not _NAME.match(f["project"]):
@@ -216,7 +163,7 @@ def _service(name: str, table: Any, used_ports: dict[int, str]) -> ServiceConfig
     for color in COLORS:
         if color not in ports:
             raise ConfigError(f"{where}.ports.{color}: missing (both colors need a port)")
-        if not _int(ports[color]):
+        if not is_int(ports[color]):
             raise ConfigError(f"{where}.ports.{color}: expected an integer")
         if not 0 < ports[color] < 65536:
             raise ConfigError(f"{where}.ports.{color}: {ports[color]} is not a TCP port")
@@ -233,9 +180,9 @@ def _service(name: str, table: Any, used_ports: dict[int, str]) -> ServiceConfig
     except ValueError as e:
         raise ConfigError(f"{where}.migrate: {e}") from None
     for key in ("ready_timeout", "canary_probe_interval", "canary_failures"):
-        _positive(f[key], f"{where}.{key}")
+        positive(f[key], f"{where}.{key}")
     for key in ("canary_seconds", "stop_grace"):
-        _positive(f[key], f"{where}.{key}", allow_zero=True)
+        positive(f[key], f"{where}.{key}", allow_zero=True)
     return ServiceConfig(
         name=name,
         dir=f["dir"].rstrip("/"),
@@ -279,7 +226,7 @@ def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) 
     for key in data:
         if key not in ("server", "caddy", "services"):
             raise ConfigError(f"{key}: unknown key (known: server, caddy, services)")
-    server = _fields(data.get("server", {}), _SERVER, "server")
+    server = fields(data.get("server", {}), _SERVER, "server")
     for key in ("lock_file", "history_file", "state_dir"):
         if not server[key].startswith("/"):
             raise ConfigError(f"server.{key}: must be an absolute path")
@@ -291,7 +238,7 @@ def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) 
             server["port"] = int(env["PUBLICWORKS_PORT"])
         except ValueError:
             raise ConfigError(f"PUBLICWORKS_PORT: expected an integer, got {env['PUBLICWORKS_PORT']!r}") from None
-    caddy = _fields(data.get("caddy", {}), _CADDY, "caddy")
+    caddy = fields(data.get("caddy", {}), _CADDY, "caddy")
     for key in ("lb_try_duration", "lb_try_interval", "health_interval", "health_timeout"):
         if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", caddy[key]):
             raise ConfigError(f"caddy.{key}: expected a duration like 2s or 250ms, got {caddy[key]!r}")
@@ -299,7 +246,7 @@ def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) 
     if not isinstance(tables, dict) or not tables:
         raise ConfigError("services: at least one [services.NAME] table is required")
     used: dict[int, str] = {}
-    services = {name: _service(name, table, used) for name, table in tables.items()}
+    services = {name: _service(name, data, used) for name, data in tables.items()}
     _check_shared_projects(services)
     return Config(
         path=path,

@@ -14,7 +14,7 @@ from .errors import FAILED, OK, PublicWorksError
 from .lock import probe as probe_lock
 from .output import Reporter
 from .session import Session, open_session
-from .state import Slot, State
+from .state import State
 
 STEPS = ["lock", "inspect", "pull", "migrate", "start", "health", "canary", "switch", "record"]
 
@@ -48,6 +48,7 @@ class Deploy:
         self.version = version
         self.canary_seconds = canary_seconds
         self.migrated = False
+        self.plan: plan.DeployPlan | None = None  # once inspected; a failure report names its colors
 
     def run(self, wait_lock: float) -> int:
         s, out = self.s, self.s.out
@@ -109,7 +110,7 @@ class Deploy:
 
     def failed(self, e: PublicWorksError) -> int:
         s, out = self.s, self.s.out
-        p = getattr(self, "plan", None)
+        p = self.plan
         step = out.failed_step or "deploy"
         serving = f"{p.old.color} ({p.old.version}) still serving" if p and p.old else "nothing was serving before"
         out.error(f"{step} failed: {e.message}")
@@ -144,6 +145,3 @@ def dry_run(s: Session, version: str, canary_seconds: float) -> int:
         for c in commands:
             out.line(f"      $ {c}")
     return OK
-
-
-__all__ = ["deploy", "Options", "STEPS", "Slot"]

@@ -103,6 +103,10 @@ class Rollback:
         out.note(f"a deploy holds the lock and runs a canary ({c.new.color} {c.new.version} beside {c.old.color} "
                  f"{c.old.version}): rollback requested ({s.svc.marker}); waiting for it")
         while time.monotonic() - t0 < REQUEST_WAIT:
+            if s.interrupts():
+                out.summary(f"stopped waiting ({s.interrupts.signal}); the request stays in {s.svc.marker} "
+                            "and the deploy acts on it within a second", ok=False)
+                return FAILED
             now = s.read_state()
             if now.canary is None:
                 took = time.monotonic() - t0
@@ -160,8 +164,9 @@ class Rollback:
                                    f"deploy it with `inv deploy` instead", BAD_INPUT)
         if serving and serving.version == to:
             raise PublicWorksError(f"{to} is what already serves (on {serving.color})", BAD_INPUT)
+        # A deploy that failed after its migration ran changed the schema all the same.
         later = [e.version for e in entries[served[-1] + 1:]
-                 if e.status == "success" and e.fields.get("migrations") == "ran" and e.version != to]
+                 if e.status in ("success", "failure") and e.fields.get("migrations") == "ran" and e.version != to]
         if later:
             msg = (f"{to} is older than deploy(s) that ran migrations: {', '.join(dict.fromkeys(later))}. "
                    f"{to} would run against the migrated schema.")

@@ -15,7 +15,7 @@ from .commands import Command
 from .config import Config, ServiceConfig
 from .errors import PublicWorksError
 from .interrupts import Interrupts
-from .lock import Holder, Lock, LockInfo, me
+from .lock import Lock, LockInfo, me
 from .notify import Notifier
 from .output import Reporter
 from .remote import Remote, Result, connect
@@ -89,6 +89,3 @@ def open_session(cfg: Config, svc: ServiceConfig, out: Reporter) -> Iterator[Ses
     finally:
         notifier.close()
         remote.close()
-
-
-__all__ = ["Session", "open_session", "Holder"]
