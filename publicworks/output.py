@@ -80,7 +80,7 @@ class Reporter:
         if self.github:
             self.line(f"::error::{_escape(text)}")
         else:
-            self.line(self._paint(f"error: {text}", "31"), )
+            self.line(self._paint(f"error: {text}", "31"))
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
