@@ -233,3 +233,29 @@ def test_the_lock_refuses_every_contender_while_held(sandbox, server):
     finally:
         a.close()
         b.close()
+
+
+def test_a_half_open_connection_frees_the_lock_after_the_missed_heartbeats(sandbox, server):
+    """The network vanishes under a holder (no FIN, no RST): the server lets go without heartbeats."""
+    import subprocess
+
+    holder, watcher = remote.connect(server), remote.connect(server)
+    port = holder.transport.sock.getsockname()[1]
+    rule = ["-p", "tcp", "-s", "10.200.0.1", "--sport", str(port), "-j", "DROP"]
+    ns = ["ip", "netns", "exec", "publicworks-vps", "iptables"]
+    held = lock.Lock(holder, server.lock_file, lock.me("deploy", CO, "v1", "vanishing@laptop"))
+    held.acquire()
+    try:
+        subprocess.run(ns + ["-I", "INPUT", *rule], check=True)
+        t0 = time.monotonic()
+        poll(lambda: not lock.probe(watcher, server.lock_file).held, timeout=40, every=0.5,
+             what="the server to free the lock of a vanished holder")
+        print(f"half-open holder: lock freed after {time.monotonic() - t0:.1f}s")
+        assert time.monotonic() - t0 > 15  # not before the heartbeat deadline (20 s)
+    finally:
+        subprocess.run(ns + ["-D", "INPUT", *rule])
+        watcher.close()
+        try:
+            held.release()
+        finally:
+            holder.close()
