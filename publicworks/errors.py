@@ -17,11 +17,6 @@ class PublicWorksError(Exception):
         self.code = code
 
 
-class BadInput(PublicWorksError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, BAD_INPUT)
-
-
 class LockBusy(PublicWorksError):
     def __init__(self, message: str) -> None:
         super().__init__(message, LOCK_BUSY)

@@ -110,13 +110,6 @@ def parse(text: str) -> list[Entry]:
     return [parse_line(line) for line in text.splitlines() if line.strip()]
 
 
-def last_for(entries: list[Entry], service: str, status: str | None = None) -> Entry | None:
-    for e in reversed(entries):
-        if e.parsed and e.service == service and (status is None or e.status == status):
-            return e
-    return None
-
-
 HEADERS = ("TIME", "SERVICE", "VERSION", "STATUS", "COLOR", "ACTOR", "DETAILS")
 
 

@@ -18,7 +18,6 @@ import httpx
 
 ENV = "SLACK_WEBHOOK_URL"
 TIMEOUT = 5.0
-EVENTS = ("deploying", "success", "failure", "rollback", "canary-started", "canary-finished")
 
 
 class _Out(Protocol):

@@ -23,6 +23,7 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 from .commands import Command
 from .config import ServerConfig
 from .errors import PublicWorksError
+from .ssh import open_connection
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,4 @@ class Remote:
 
 def connect(server: ServerConfig, echo: Callable[[str], None] | None = None, stream: bool = False) -> Remote:
     """Open the run's one SSH connection."""
-    from .ssh import open_connection
-
     return Remote(open_connection(server), echo=echo, stream=stream)
