@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import scenario  # noqa: E402
-from bench.loadgen import Load  # noqa: E402
 from publicworks import caddy, config, lock, remote  # noqa: E402
-from tests.integration.conftest import ENV, SITES, VPS, VPS_IP, kill, poll, pw, pw_start, sshd_accepted  # noqa: E402
+from tests.support import scenario  # noqa: E402
+from tests.support.load import Load  # noqa: E402
+from tests.support.sandbox import ENV, SITES, VPS, VPS_IP, kill, poll, pw, pw_start, sshd_accepted  # noqa: E402
 
 CO = "civic-observer"
 GLOBAL = "{\n\tadmin localhost:2019\n\tauto_https off\n}\n"
@@ -43,8 +43,10 @@ def bench_deploy(vps: VPS) -> None:
         assert r.code == 0, r.text
         times.append(r.seconds)
         conns.append(sshd_accepted() - before)
-    line(f"deploy (canary 0, with migration), 6 runs: median {statistics.median(times):.2f}s, "
-         f"min {min(times):.2f}s, max {max(times):.2f}s; SSH connections per deploy: {sorted(set(conns))}")
+    line(
+        f"deploy (canary 0, with migration), 6 runs: median {statistics.median(times):.2f}s, "
+        f"min {min(times):.2f}s, max {max(times):.2f}s; SSH connections per deploy: {sorted(set(conns))}"
+    )
 
 
 def bench_rollback(vps: VPS) -> None:
@@ -67,11 +69,15 @@ def bench_rollback(vps: VPS) -> None:
         t0 = time.monotonic()
         assert pw("rollback", "--service", CO).code == 0
         after.append(time.monotonic() - t0)
-    line(f"rollback during a canary, call -> new color stopped: median {statistics.median(during):.2f}s "
-         f"({', '.join(f'{x:.2f}' for x in during)})")
-    line(f"rollback after a deploy, call -> previous version serving, new one stopped: median "
-         f"{statistics.median(after):.2f}s ({', '.join(f'{x:.2f}' for x in after)}) — includes waiting one Caddy "
-         "health interval for Caddy to see the restarted color")
+    line(
+        f"rollback during a canary, call -> new color stopped: median {statistics.median(during):.2f}s "
+        f"({', '.join(f'{x:.2f}' for x in during)})"
+    )
+    line(
+        f"rollback after a deploy, call -> previous version serving, new one stopped: median "
+        f"{statistics.median(after):.2f}s ({', '.join(f'{x:.2f}' for x in after)}) — includes waiting one Caddy "
+        "health interval for Caddy to see the restarted color"
+    )
 
 
 def bench_lock(vps: VPS, server: config.ServerConfig) -> None:
@@ -122,17 +128,21 @@ def bench_caddy(vps: VPS, cfg: config.Config) -> None:
     finally:
         load_caddyfile(cfg.server, rendered)
     (d, dsw), (r, rsw) = results["design's snippet"], results["rendered snippet"]
-    line(f"Caddy ratios design/rendered: failed requests {len(d.failures)}/{len(r.failures)}, "
-         f"p99 during switches {d.p99(dsw) / max(r.p99(rsw), 1e-9):.1f}x, "
-         f"slowest {d.slowest(d.samples) / max(r.slowest(r.samples), 1e-9):.1f}x")
+    line(
+        f"Caddy ratios design/rendered: failed requests {len(d.failures)}/{len(r.failures)}, "
+        f"p99 during switches {d.p99(dsw) / max(r.p99(rsw), 1e-9):.1f}x, "
+        f"slowest {d.slowest(d.samples) / max(r.slowest(r.samples), 1e-9):.1f}x"
+    )
 
 
 def bench_reloads(vps: VPS, cfg: config.Config) -> None:
     svc = cfg.services["corkboard-django"]  # not the service under load
     vps.clean()
     assert pw("deploy", "--service", CO, "--version", "a1c0ffe", "--canary", "0").code == 0
-    poll(lambda: "a1c0ffe" in vps.sh(f"busybox wget -q -O - --header 'Host: {SITES[CO]}' http://127.0.0.1/ || true"),
-         what="Caddy to serve civic-observer")
+    poll(
+        lambda: "a1c0ffe" in vps.sh(f"busybox wget -q -O - --header 'Host: {SITES[CO]}' http://127.0.0.1/ || true"),
+        what="Caddy to serve civic-observer",
+    )
     r, client = admin(cfg.server)
     base = "http://localhost:2019"
     try:

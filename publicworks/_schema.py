@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+import posixpath
+import re
+from collections.abc import Callable
+from typing import Any
 
 REQUIRED = object()
 Spec = tuple[Callable[[Any], bool], Any]  # (type check, default or REQUIRED)
@@ -14,6 +18,10 @@ class ConfigError(Exception):
 
 def str_(v: Any) -> bool:
     return isinstance(v, str)
+
+
+def boolean(v: Any) -> bool:
+    return isinstance(v, bool)
 
 
 def is_int(v: Any) -> bool:
@@ -32,7 +40,14 @@ def table(v: Any) -> bool:
     return isinstance(v, dict)
 
 
-KIND = {str_: "a string", is_int: "an integer", num: "a number", strlist: "a list of strings", table: "a table"}
+KIND: dict[Callable[[Any], bool], str] = {
+    str_: "a string",
+    boolean: "true or false",
+    is_int: "an integer",
+    num: "a number",
+    strlist: "a list of strings",
+    table: "a table",
+}
 
 
 def fields(data: Any, spec: dict[str, Spec], where: str) -> dict[str, Any]:
@@ -55,6 +70,26 @@ def fields(data: Any, spec: dict[str, Spec], where: str) -> dict[str, Any]:
     return out
 
 
-def positive(value: float, where: str, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}")
+def bounded(value: float, where: str, low: float, high: float, allow_low: bool = False) -> float:
+    """A finite number in (low, high] — or [low, high] with `allow_low` — as a float."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    if value < low or (value == low and not allow_low) or value > high:
+        lower = f">= {low:g}" if allow_low else f"> {low:g}"
+        raise ConfigError(f"{where}: must be {lower} and <= {high:g}, got {value:g}")
+    return float(value)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def abs_path(value: str, where: str) -> str:
+    """An absolute, normalised path: no '..', no '//', no control characters."""
+    if not value.startswith("/"):
+        raise ConfigError(f"{where}: must be an absolute path")
+    if _CONTROL.search(value):
+        raise ConfigError(f"{where}: must not contain control characters")
+    clean = posixpath.normpath(value)
+    if clean != value.rstrip("/") and value != "/" or ".." in value.split("/"):
+        raise ConfigError(f"{where}: must be a normalised path (no '..', '.', or '//'), e.g. {clean}")
+    return clean

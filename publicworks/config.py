@@ -1,8 +1,9 @@
 """services.toml: the one registry of what is deployed, where, and how.
 
-Loaded with tomllib into frozen dataclasses. Every mistake is a `ConfigError`
-naming the key path, e.g. ``services.corkboard-django.ports.green: expected an
-integer``, so a typo never turns into a half-done deploy.
+Loaded with tomllib into frozen dataclasses. Every mistake is a `ConfigError` naming the key path,
+e.g. ``services.corkboard-django.ports.green: expected an integer``, so a typo never turns into a
+half-done deploy. Environment overrides of the server (PUBLICWORKS_HOST/_USER/_PORT) are applied in
+one place, `ssh.target`, together with the ssh config.
 """
 
 from __future__ import annotations
@@ -15,15 +16,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._schema import REQUIRED, ConfigError, Spec, fields, is_int, num, positive, str_, strlist, table
+from ._schema import (
+    REQUIRED,
+    ConfigError,
+    Spec,
+    abs_path,
+    boolean,
+    bounded,
+    fields,
+    is_int,
+    num,
+    str_,
+    strlist,
+    table,
+)
 
 COLORS = ("blue", "green")
 CONFIG_ENV = "PUBLICWORKS_CONFIG"
 DEFAULT_CONFIG = "services.toml"
+DESIGN_LOCK_FILE = "/tmp/civic-deploy.lock"  # the design's path: accepted, but `doctor` warns
 
 _VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a compose service name: never starts with '-'
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*\]?")
+_USER = re.compile(r"[a-z_][a-z0-9_-]*\$?")
+_URL_PATH = re.compile(r"/[\x21-\x7e]*")  # printable ASCII, no spaces: it goes into an HTTP request line
 
 
 @dataclass(frozen=True)
@@ -34,7 +53,16 @@ class ServerConfig:
     lock_file: str
     history_file: str
     state_dir: str
-    caddy_admin: str  # host:port of Caddy's admin API as seen on the server (read-only); "" = not used
+    caddy_admin: str  # host:port of Caddy's admin API as seen on the server (read-only); "" = no Caddy
+    lock_timeout: float  # the server frees the lock after this long without a heartbeat
+    ssh_timeout: float  # connect, banner, login, channel open and command start, each
+
+    @property
+    def heartbeat(self) -> float:
+        return self.lock_timeout / 4
+
+    def state_file(self, service: str) -> str:
+        return f"{self.state_dir}/{service}.json"
 
 
 @dataclass(frozen=True)
@@ -64,10 +92,12 @@ class ServiceConfig:
     canary_failures: int
     canary_probe_interval: float
     stop_grace: int
+    behind_caddy: bool  # false: Caddy does not proxy it, the switch needs no Caddy proof
 
     def files(self, color: str) -> list[str]:
         """Absolute compose file paths for `color`."""
-        return [f if f.startswith("/") else f"{self.dir}/{f}" for f in (x.format(color=color) for x in self.compose_files)]
+        named = (f.format(color=color) for f in self.compose_files)
+        return [f if f.startswith("/") else f"{self.dir}/{f}" for f in named]
 
     def unit_names(self, color: str) -> list[str]:
         return [u.format(color=color) for u in self.units]
@@ -93,17 +123,34 @@ class Config:
             raise ConfigError(f"unknown service {name!r}; services.toml ({self.path}) knows: {known}") from None
 
     def state_file(self, service: str) -> str:
-        return f"{self.server.state_dir}/{service}.json"
+        return self.server.state_file(service)
 
 
-def check_version(version: str) -> str:
+def check_version(version: str, flag: str = "--version") -> str:
     """A version is a valid image tag, nothing else: it reaches the server only as one argv element."""
     if not isinstance(version, str) or not _VERSION.fullmatch(version):
         raise ConfigError(
-            f"--version {version!r} is not a valid image tag: 1-128 of letters, digits, '_', '.', '-', "
+            f"{flag} {version!r} is not a valid image tag: 1-128 of letters, digits, '_', '.', '-', "
             "not starting with '.' or '-' (e.g. a git sha)"
         )
     return version
+
+
+def check_host(host: str, where: str) -> str:
+    if not _HOST.fullmatch(host):
+        raise ConfigError(
+            f"{where}: {host!r} is not a host name or address (no user@ and no :port here; "
+            "the user and port have their own settings)"
+        )
+    return host
+
+
+def parse_admin(addr: str, where: str = "server.caddy_admin") -> tuple[str, int]:
+    """'localhost:2019' -> ('localhost', 2019)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not _HOST.fullmatch(host):
+        raise ConfigError(f"{where}: expected host:port of Caddy's admin API, e.g. localhost:2019; got {addr!r}")
+    return host, int(port)
 
 
 # -- the schema: key -> (type check, default) -------------------------------------------------------
@@ -112,10 +159,12 @@ _SERVER: dict[str, Spec] = {
     "host": (str_, REQUIRED),
     "user": (str_, "deploy"),
     "port": (is_int, 22),
-    "lock_file": (str_, "/tmp/civic-deploy.lock"),
+    "lock_file": (str_, "/home/deploy/.publicworks/deploy.lock"),
     "history_file": (str_, "/home/deploy/deploy-history.log"),
     "state_dir": (str_, "/home/deploy/.publicworks"),
     "caddy_admin": (str_, "localhost:2019"),
+    "lock_timeout": (num, 20),
+    "ssh_timeout": (num, 15),
 }
 _CADDY: dict[str, Spec] = {
     "lb_policy": (str_, "cookie"),
@@ -138,66 +187,93 @@ _SERVICE: dict[str, Spec] = {
     "canary_failures": (is_int, 3),
     "canary_probe_interval": (num, 2),
     "stop_grace": (is_int, 30),
+    "behind_caddy": (boolean, True),
+}
+_LIMITS = {  # key: (low, high, low allowed)
+    "ready_timeout": (0, 3600, False),
+    "canary_seconds": (0, 86400, True),
+    "canary_failures": (0, 1000, False),
+    "canary_probe_interval": (0, 3600, False),
+    "stop_grace": (0, 3600, True),
 }
 
 
-def _service(name: str, data: Any, used_ports: dict[int, str]) -> ServiceConfig:
-    where = f"services.{name}"
-    if not _NAME.match(name):
-        raise ConfigError(f"{where}: a service name is lowercase letters, digits, '-' and '_'")
-    f = fields(data, _SERVICE, where)
-    if not f["dir"].startswith("/"):
-        raise ConfigError(f"{where}.dir: must be an absolute path")
-    if not _NAME.match(f["project"]):
-        raise ConfigError(f"{where}.project: a compose project name is lowercase letters, digits, '-' and '_'")
-    for key in ("compose_files", "units"):
-        if not f[key]:
-            raise ConfigError(f"{where}.{key}: must not be empty")
-    for i, unit in enumerate(f["units"]):
-        if "{color}" not in unit:
-            raise ConfigError(f"{where}.units[{i}]: {unit!r} must contain {{color}}, or both colors would be one container")
-    ports = f["ports"]
+def _formatted(template: str, where: str) -> None:
+    """Only {color} may be substituted: anything else would fail at deploy time instead of now."""
+    try:
+        template.format(color="blue")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"{where}: {template!r}: only {{color}} may appear in braces ({e})") from None
+
+
+def _ports(where: str, ports: dict[str, Any], used: dict[int, str]) -> dict[str, int]:
     for key in ports:
         if key not in COLORS:
             raise ConfigError(f"{where}.ports.{key}: unknown color (colors are blue and green)")
     for color in COLORS:
-        if color not in ports:
-            raise ConfigError(f"{where}.ports.{color}: missing (both colors need a port)")
-        if not is_int(ports[color]):
-            raise ConfigError(f"{where}.ports.{color}: expected an integer")
-        if not 0 < ports[color] < 65536:
-            raise ConfigError(f"{where}.ports.{color}: {ports[color]} is not a TCP port")
         key_path = f"{where}.ports.{color}"
-        if ports[color] in used_ports:
-            raise ConfigError(f"{key_path}: port {ports[color]} is already used by {used_ports[ports[color]]}")
-        used_ports[ports[color]] = key_path
-    if not f["health_path"].startswith("/"):
-        raise ConfigError(f"{where}.health_path: must start with '/'")
-    if not _ENV_NAME.match(f["version_env"]):
+        if color not in ports:
+            raise ConfigError(f"{key_path}: missing (both colors need a port)")
+        if not is_int(ports[color]):
+            raise ConfigError(f"{key_path}: expected an integer")
+        if not 0 < ports[color] < 65536:
+            raise ConfigError(f"{key_path}: {ports[color]} is not a TCP port")
+        if ports[color] in used:
+            raise ConfigError(f"{key_path}: port {ports[color]} is already used by {used[ports[color]]}")
+        used[ports[color]] = key_path
+    return {c: ports[c] for c in COLORS}
+
+
+def _service(name: str, data: Any, used_ports: dict[int, str]) -> ServiceConfig:
+    where = f"services.{name}"
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{where}: a service name is lowercase letters, digits, '-' and '_'")
+    f = fields(data, _SERVICE, where)
+    directory = abs_path(f["dir"], f"{where}.dir")
+    if not _NAME.fullmatch(f["project"]):
+        raise ConfigError(f"{where}.project: a compose project name is lowercase letters, digits, '-' and '_'")
+    for key in ("compose_files", "units"):
+        if not f[key]:
+            raise ConfigError(f"{where}.{key}: must not be empty")
+    for i, path in enumerate(f["compose_files"]):
+        _formatted(path, f"{where}.compose_files[{i}]")
+        if ".." in path.split("/") or "\n" in path:
+            raise ConfigError(f"{where}.compose_files[{i}]: {path!r} must not contain '..' or newlines")
+    for i, unit in enumerate(f["units"]):
+        if "{color}" not in unit:
+            raise ConfigError(
+                f"{where}.units[{i}]: {unit!r} must contain {{color}}, or both colors would be one container"
+            )
+        _formatted(unit, f"{where}.units[{i}]")
+        if not _UNIT.fullmatch(unit.format(color="blue")):
+            raise ConfigError(
+                f"{where}.units[{i}]: {unit!r} is not a compose service name (letters, digits, '_', '.', '-')"
+            )
+    if not _URL_PATH.fullmatch(f["health_path"]):
+        raise ConfigError(f"{where}.health_path: must start with '/' and hold only printable characters, no spaces")
+    if not _ENV_NAME.fullmatch(f["version_env"]):
         raise ConfigError(f"{where}.version_env: not an environment variable name")
     try:
         migrate = tuple(shlex.split(f["migrate"]))
     except ValueError as e:
         raise ConfigError(f"{where}.migrate: {e}") from None
-    for key in ("ready_timeout", "canary_probe_interval", "canary_failures"):
-        positive(f[key], f"{where}.{key}")
-    for key in ("canary_seconds", "stop_grace"):
-        positive(f[key], f"{where}.{key}", allow_zero=True)
+    limits = {key: bounded(f[key], f"{where}.{key}", low, high, ok) for key, (low, high, ok) in _LIMITS.items()}
     return ServiceConfig(
         name=name,
-        dir=f["dir"].rstrip("/"),
+        dir=directory,
         project=f["project"],
         compose_files=tuple(f["compose_files"]),
         units=tuple(f["units"]),
-        ports={c: ports[c] for c in COLORS},
+        ports=_ports(where, f["ports"], used_ports),
         health_path=f["health_path"],
         version_env=f["version_env"],
         migrate=migrate,
-        ready_timeout=float(f["ready_timeout"]),
-        canary_seconds=float(f["canary_seconds"]),
-        canary_failures=f["canary_failures"],
-        canary_probe_interval=float(f["canary_probe_interval"]),
-        stop_grace=f["stop_grace"],
+        ready_timeout=limits["ready_timeout"],
+        canary_seconds=limits["canary_seconds"],
+        canary_failures=int(limits["canary_failures"]),
+        canary_probe_interval=limits["canary_probe_interval"],
+        stop_grace=int(limits["stop_grace"]),
+        behind_caddy=f["behind_caddy"],
     )
 
 
@@ -216,9 +292,29 @@ def _check_shared_projects(services: dict[str, ServiceConfig]) -> None:
                 owner[key] = svc.name
 
 
-def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) -> Config:
-    """Parse and validate services.toml text; `env` supplies the PUBLICWORKS_HOST/_USER/_PORT overrides."""
-    env = os.environ if env is None else env
+def _server(data: Any) -> ServerConfig:
+    s = fields(data, _SERVER, "server")
+    check_host(s["host"], "server.host")
+    if not _USER.fullmatch(s["user"]):
+        raise ConfigError(f"server.user: {s['user']!r} is not a user name")
+    if not 0 < s["port"] < 65536:
+        raise ConfigError(f"server.port: {s['port']} is not a TCP port")
+    paths = {key: abs_path(s[key], f"server.{key}") for key in ("lock_file", "history_file", "state_dir")}
+    if s["caddy_admin"]:
+        parse_admin(s["caddy_admin"])
+    return ServerConfig(
+        host=s["host"],
+        user=s["user"],
+        port=s["port"],
+        caddy_admin=s["caddy_admin"],
+        lock_timeout=bounded(s["lock_timeout"], "server.lock_timeout", 2, 3600, True),
+        ssh_timeout=bounded(s["ssh_timeout"], "server.ssh_timeout", 0, 600),
+        **paths,
+    )
+
+
+def parse(text: str, path: str = "<string>") -> Config:
+    """Parse and validate services.toml text."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -226,18 +322,7 @@ def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) 
     for key in data:
         if key not in ("server", "caddy", "services"):
             raise ConfigError(f"{key}: unknown key (known: server, caddy, services)")
-    server = fields(data.get("server", {}), _SERVER, "server")
-    for key in ("lock_file", "history_file", "state_dir"):
-        if not server[key].startswith("/"):
-            raise ConfigError(f"server.{key}: must be an absolute path")
-    for key in ("host", "user"):
-        if env.get(f"PUBLICWORKS_{key.upper()}"):
-            server[key] = env[f"PUBLICWORKS_{key.upper()}"]
-    if env.get("PUBLICWORKS_PORT"):
-        try:
-            server["port"] = int(env["PUBLICWORKS_PORT"])
-        except ValueError:
-            raise ConfigError(f"PUBLICWORKS_PORT: expected an integer, got {env['PUBLICWORKS_PORT']!r}") from None
+    server = _server(data.get("server", {}))
     caddy = fields(data.get("caddy", {}), _CADDY, "caddy")
     for key in ("lb_try_duration", "lb_try_interval", "health_interval", "health_timeout"):
         if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", caddy[key]):
@@ -246,14 +331,16 @@ def parse(text: str, path: str = "<string>", env: dict[str, str] | None = None) 
     if not isinstance(tables, dict) or not tables:
         raise ConfigError("services: at least one [services.NAME] table is required")
     used: dict[int, str] = {}
-    services = {name: _service(name, data, used) for name, data in tables.items()}
+    services = {name: _service(name, table_, used) for name, table_ in tables.items()}
     _check_shared_projects(services)
-    return Config(
-        path=path,
-        server=ServerConfig(**{**server, "state_dir": server["state_dir"].rstrip("/")}),
-        caddy=CaddyConfig(**caddy),
-        services=services,
-    )
+    behind = [s.name for s in services.values() if s.behind_caddy]
+    if behind and not server.caddy_admin:
+        raise ConfigError(
+            f"server.caddy_admin: required, because {', '.join(behind)} {'is' if len(behind) == 1 else 'are'} "
+            "behind Caddy (a switch waits for Caddy's proof); for a service Caddy does not proxy, set "
+            "behind_caddy = false in its table"
+        )
+    return Config(path=path, server=server, caddy=CaddyConfig(**caddy), services=services)
 
 
 def default_path() -> Path:
@@ -273,4 +360,6 @@ def load(path: str | Path | None = None) -> Config:
         text = p.read_text()
     except OSError as e:
         raise ConfigError(f"{p}: cannot read ({e.strerror}); set {CONFIG_ENV} to your services.toml") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
     return parse(text, str(p))

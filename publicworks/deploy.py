@@ -1,22 +1,29 @@
 """`inv deploy`: the design's blue-green deploy, over one SSH connection.
 
-lock → inspect (colors from what runs) → pull → migrate → start → health → canary → switch → record.
-Until the new color is healthy, any failure stops it again and the old color serves on, untouched.
+lock → inspect → pull → migrate → start → health → switch (Caddy routes to the new color: proven) →
+canary → stop the old color → record. Until the old color's stop is sent, any failure stops the new
+color again and the old one serves on, untouched; whatever happens, the last line, the state and the
+history say what really runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import canary, plan, server, switch
+from . import canary, plan, switch
+from .admin import Admin
+from .canary import Ended
 from .config import Config, check_version
-from .errors import FAILED, OK, PublicWorksError
+from .errors import FAILED, OK, LockLost, PublicWorksError
+from .failure import aftermath
 from .lock import probe as probe_lock
-from .output import Reporter
-from .session import Session, open_session
-from .state import State
-
-STEPS = ["lock", "inspect", "pull", "migrate", "start", "health", "canary", "switch", "record"]
+from .output import Facts, Reporter
+from .plan import DeployPlan
+from .remote import Remote, connect
+from .session import Recorded, Session, open_session
+from .state import Slot, State
+from .steps import DEPLOY, Step
 
 
 @dataclass(frozen=True)
@@ -28,18 +35,20 @@ class Options:
     dry_run: bool = False
 
 
-def deploy(cfg: Config, opts: Options, out: Reporter) -> int:
+def deploy(cfg: Config, opts: Options, out: Reporter, connect_to: Callable[..., Remote] = connect) -> int:
     """Deploy `opts.version` of `opts.service`; returns the exit code (raises for bad input / lock busy)."""
     svc = cfg.service(opts.service)  # validated before connecting: nothing is touched on bad input
     check_version(opts.version)
     seconds = svc.canary_seconds if opts.canary is None else opts.canary
-    if seconds < 0:
-        raise PublicWorksError("--canary must be >= 0 seconds", 2)
-    out.steps = STEPS
-    with open_session(cfg, svc, out) as s:
+    out.steps = DEPLOY
+    with open_session(cfg, svc, out, connect_to) as s:
         if opts.dry_run:
             return dry_run(s, opts.version, seconds)
         return Deploy(s, opts.version, seconds).run(opts.wait_lock)
+
+
+class RecordFailed(PublicWorksError):
+    """The deploy happened; writing it down did not (all of it)."""
 
 
 class Deploy:
@@ -48,100 +57,250 @@ class Deploy:
         self.version = version
         self.canary_seconds = canary_seconds
         self.migrated = False
-        self.plan: plan.DeployPlan | None = None  # once inspected; a failure report names its colors
+        self.plan: DeployPlan | None = None
+        self.before = State(s.svc.name)  # the state as found: what a failure puts back
+        self.change: switch.Change | None = None
+        self.admin: Admin | None = None
 
     def run(self, wait_lock: float) -> int:
         s, out = self.s, self.s.out
-        with out.step("lock", s.cfg.server.lock_file):
-            lock = s.lock("deploy", self.version, wait_lock)
-        s.notifier.announce()
-        s.notifier.send("deploying", s.svc.name, f"deploying {self.version} ({s.actor})")
+        with out.step(Step.LOCK, s.cfg.server.lock_file):
+            s.take_lock("deploy", self.version, wait_lock)
         try:
-            with out.step("inspect"):
-                state, p = self.inspect()
-            with out.step("pull", f"{s.svc.project} {', '.join(s.svc.unit_names(p.target))} @ {self.version}"):
-                s.run(p.pull)
-            s.check_interrupt()
-            self.migrate(p)
-            s.check_interrupt()
-            healthy = switch.bring_up(s, p.target, self.version, p.start, p.stop_target, p.logs, s.svc.ready_timeout)
-            state = canary.watch(s, p, state, self.canary_seconds, self.migrated, lock)
-            if state is None:
-                return FAILED
-            with out.step("switch", f"{p.target} serves; stopping {p.old.color}" if p.old else "first deploy"):
-                if p.old:
-                    switch.retire(s, p.old.color, p.stop_old, healthy_since=healthy.at)
-            with out.step("record"):
-                s.write_state(state.deployed(p.target, self.version, p.old, self.migrated))
-                entry = s.record(self.version, "success", p.target, migrations="ran" if self.migrated else None,
-                                 duration=f"{out.elapsed():.1f}s")
-        except PublicWorksError as e:
+            s.notifier.announce()
+            s.notifier.send("deploying", s.svc.name, f"deploying {self.version} ({s.actor})")
+            return self.steps()
+        except KeyboardInterrupt:
+            raise  # a second signal: abort at once (the lock frees itself, Caddy routes to what answers)
+        except Exception as e:  # noqa: BLE001  (every failure after the lock goes through one path)
             return self.failed(e)
         finally:
-            lock.release()
+            if self.admin is not None:
+                self.admin.close()
+            s.release()
+
+    def steps(self) -> int:
+        s, out = self.s, self.s.out
+        with out.step(Step.INSPECT):
+            p, ch = self.inspect()
+        with out.step(Step.PULL, f"{s.svc.project} {', '.join(s.svc.unit_names(p.target))} @ {self.version}"):
+            s.run(p.pull)
+        s.check_interrupt()
+        self.migrate(p)
+        s.check_interrupt()
+        switch.start(s, ch, self.admin)
+        s.check_interrupt()
+        switch.wait_healthy(s, ch, s.svc.ready_timeout)
+        switch.prove(s, ch, self.admin)  # no proof, no switch
+        state = self.before
+        if ch.old and self.canary_seconds > 0:
+            o = canary.watch(s, ch.old, ch.new, state, self.canary_seconds, self.migrated, self.admin)
+            if o.ended is Ended.ABANDONED:
+                return self.abandoned(o.why)
+            if o.ended is not Ended.COMPLETED or o.state is None:
+                return FAILED  # rolled back: the canary said so
+            state = o.state
+            switch.confirm(s, ch, self.admin)
+        else:
+            out.skip(Step.CANARY, "first deploy" if not ch.old else "canary 0")
+        switch.stop_old(s, ch)
+        with out.step(Step.RECORD):
+            rec = self.record(state.deployed(p.target, self.version, p.old, self.migrated, s.now()), p)
         stopped = f"; {p.old.color} ({p.old.version}) stopped" if p.old else ""
-        out.summary(f"deployed {s.svc.name} {self.version} to {p.target} (port {p.target_port}) "
-                    f"in {out.elapsed():.1f}s{stopped}", ok=True, facts=s.facts(self.version, p.old, p.target, entry))
+        done = f"deployed {s.svc.name} {self.version} to {p.target} (port {p.target_port}) in {out.elapsed():.1f}s"
+        out.summary(
+            done + stopped, ok=True, facts=Facts(s.svc.name, self.version, self._colors(), s.actor, rec.entry.line())
+        )
         s.notifier.send("success", s.svc.name, f"{self.version} live on {p.target} in {out.elapsed():.0f}s{stopped}")
         return OK
 
-    def inspect(self) -> tuple[State, plan.DeployPlan]:
+    def inspect(self) -> tuple[DeployPlan, switch.Change]:
         s = self.s
-        state = s.read_state()
-        p = plan.deploy_plan(s.svc, server.views(s.remote, s.svc), state, self.version)
+        self.before = s.read_state()
+        p = plan.deploy_plan(s.svc, s.views(), self.before, self.version)
         self.plan = p
         for note in p.notes:
             s.out.warn(note)
-        if p.old:
-            s.out.note(f"{p.old.color} serves {p.old.version or '(unknown version)'} on port {p.old_port}")
-        else:
-            s.out.note("nothing serves yet: first deploy")
-        s.out.note(f"deploying {self.version} to {p.target} (port {p.target_port})")
-        return state, p
+        if p.conflicts:
+            raise PublicWorksError("; ".join(p.conflicts))
+        bad = plan.rejected(self.before, s.history())
+        if self.version in bad:
+            s.out.warn(f"{self.version} was rejected before ({bad[self.version]}); deploying it again as asked")
+        old = (
+            f"{p.old.color} serves {p.old.version or '(unknown version)'} on port {p.old_port}"
+            if p.old
+            else "nothing serves yet: first deploy"
+        )
+        s.out.note(f"{old}; deploying {self.version} to {p.target} (port {p.target_port})")
+        if s.svc.behind_caddy and p.old:
+            self.admin = Admin(s.remote, s.cfg.server.caddy_admin)
+            switch.caddy_route(s.cfg, s.svc, self.admin, p.target)  # refuse now, before anything changes
+        self.change = switch.Change(
+            Slot(p.target, self.version), p.target_port, p.start, p.stop_target, p.logs, p.old, p.stop_old
+        )
+        return p, self.change
 
-    def migrate(self, p: plan.DeployPlan) -> None:
+    def migrate(self, p: DeployPlan) -> None:
+        s = self.s
         if not p.migrate:
-            self.s.out.skip("migrate", "no migrate command in services.toml")
+            s.out.skip(Step.MIGRATE, "no migrate command in services.toml")
             return
-        with self.s.out.step("migrate", " ".join(self.s.svc.migrate)):
-            result = self.s.run(p.migrate)
-            self.s.out.note(result.stdout.strip()[-2000:] or "(no output)")
+        with s.out.step(Step.MIGRATE, " ".join(s.svc.migrate)):
+            result = s.run(p.migrate)
             self.migrated = True
+            s.out.note(result.stdout.strip()[-2000:] or "(no output)")
 
-    def failed(self, e: PublicWorksError) -> int:
-        s, out = self.s, self.s.out
+    def record(self, new: State, p: DeployPlan) -> Recorded:
+        """The state and the history line; what could not be written fails the step, saying what is live."""
+        s = self.s
+        problems = []
+        try:
+            s.write_state(new)
+        except LockLost:
+            raise
+        except PublicWorksError as e:
+            path = s.cfg.state_file(s.svc.name)
+            problems.append(f"the state file {path} could not be written: {e.message.splitlines()[-1]}")
+        rec = s.record(
+            self.version,
+            "success",
+            p.target,
+            migrations="ran" if self.migrated else None,
+            duration=f"{s.out.elapsed():.1f}s",
+            state="unwritten" if problems else None,
+        )
+        if rec.error:
+            problems.append(rec.error)
+        if problems:
+            live = f"{self.version} is live on {p.target}" + (
+                f"; {p.old.color} ({p.old.version}) stopped" if p.old else ""
+            )
+            raise RecordFailed(f"{live}, but " + "; ".join(problems))
+        return rec
+
+    def _colors(self) -> str | None:
         p = self.plan
-        step = out.failed_step or "deploy"
-        serving = f"{p.old.color} ({p.old.version}) still serving" if p and p.old else "nothing was serving before"
-        out.error(f"{step} failed: {e.message}")
-        entry = s.record(self.version, "failure", p.target if p else "-", step=step,
-                         migrations="ran" if self.migrated else None)
-        out.summary(f"FAILED: {s.svc.name} {self.version} not deployed ({step}); {serving}", ok=False,
-                    facts=s.facts(self.version, p.old if p else None, p.target if p else None, entry))
-        s.notifier.send("failure", s.svc.name, f"{self.version} failed at {step}: {e.message.splitlines()[0]}; {serving}")
+        if not p:
+            return None
+        return f"{p.old.color} ({p.old.version}) → {p.target}" if p.old else f"(none) → {p.target}"
+
+    def abandoned(self, why: str) -> int:
+        """A signal or the lost lock during the canary: both colors keep serving, the state records the canary."""
+        s, out, p = self.s, self.s.out, self.plan
+        assert p is not None and p.old is not None
+        out.error(f"canary left unfinished: {why}")
+        lost = "lock" in why
+        rec = s.record(
+            self.version,
+            "aborted" if lost else "failure",
+            p.target,
+            step="canary",
+            canary="unfinished",
+            reason="lock-lost" if lost else None,
+        )
+        out.summary(
+            f"UNFINISHED: {s.svc.name} {self.version} on {p.target} and {p.old.version} on {p.old.color} both keep "
+            f"serving. `publicworks rollback --service {s.svc.name}` stops {p.target}; `publicworks deploy` treats "
+            f"{p.target} as the serving color.",
+            ok=False,
+            facts=Facts(s.svc.name, self.version, self._colors(), s.actor, rec.entry.line()),
+        )
+        s.notifier.send("failure", s.svc.name, f"{self.version}: canary left unfinished ({why}); both colors serve")
         return FAILED
+
+    def failed(self, e: Exception) -> int:
+        """One path for every failure after the lock: undo what is safe to undo, then say what really runs."""
+        s, out, ch, p = self.s, self.s.out, self.change, self.plan
+        if isinstance(e, RecordFailed):
+            out.summary(
+                f"INCOMPLETE: {e.message}", ok=False, facts=Facts(s.svc.name, self.version, self._colors(), s.actor)
+            )
+            s.notifier.send("failure", s.svc.name, f"{self.version} is live, records incomplete: {e.message}")
+            return FAILED
+        a = aftermath(s, ch, e, "deploy", self.version)
+        if ch and ch.started and not a.live and not a.undo_problem and a.owner:
+            self._put_back_state(ch.new)
+        if a.live and a.owner:
+            self._record_live_state()
+        target = p.target if p else None
+        fields: dict[str, object] = {
+            "step": a.step,
+            "migrations": "ran" if self.migrated else None,
+            "live": f"{target}:{self.version}" if a.live else None,
+            "undo": "failed" if a.undo_problem else None,
+        }
+        if a.lost:
+            rec = s.record(self.version, "aborted", target, reason="lock-lost", **fields)
+            after = (
+                "took the lock again once it was free and finished cleanly"
+                if a.retaken
+                else "changed nothing after that"
+            )
+            text = f"ABORTED: {s.svc.name} {self.version}: {a.message}. This run {after}. Now: {a.runs}"
+        else:
+            rec = s.record(self.version, "failure", target, **fields)
+            head = (
+                f"{self.version} is live on {target}, but the run failed" if a.live else f"{self.version} not deployed"
+            )
+            extra = f" Stopping {target} again failed: {a.undo_problem}." if a.undo_problem else ""
+            text = f"FAILED: {s.svc.name} {head} ({a.step}).{extra} Now: {a.runs}"
+        if rec.error:
+            text += f". {rec.error}"
+        out.summary(text, ok=False, facts=Facts(s.svc.name, self.version, self._colors(), s.actor, rec.entry.line()))
+        s.notifier.send(
+            "failure", s.svc.name, f"{self.version} failed at {a.step}: {a.message.splitlines()[0]}. Now: {a.runs}"
+        )
+        return FAILED
+
+    def _put_back_state(self, new: Slot) -> None:
+        """This run's canary record must not outlive a failure that stopped the new color again."""
+        s = self.s
+        try:
+            now = s.read_state()
+            if now.canary is not None and now.canary.new == new:
+                s.write_state(self.before)
+        except Exception as e:  # noqa: BLE001  (the failure path must finish and report)
+            s.out.warn(f"could not put the state back: {e}")
+
+    def _record_live_state(self) -> None:
+        """The old color's stop was sent: the new one serves (Caddy proved it), whatever happened next."""
+        s, p = self.s, self.plan
+        if p is None:
+            return
+        try:
+            s.write_state(self.before.deployed(p.target, self.version, p.old, self.migrated, s.now()))
+        except Exception as e:  # noqa: BLE001  (the failure path must finish and report)
+            s.out.warn(f"could not record the state: {e}")
 
 
 def dry_run(s: Session, version: str, canary_seconds: float) -> int:
     """Print the plan — colors, ports, the exact remote commands — and change nothing."""
     out = s.out
     state = s.read_state()
-    p = plan.deploy_plan(s.svc, server.views(s.remote, s.svc), state, version)
+    p = plan.deploy_plan(s.svc, s.views(), state, version)
     out.line(f"dry run: deploy {s.svc.name} {version} — nothing will be changed")
     out.line(f"  lock: {s.cfg.server.lock_file} ({probe_lock(s.remote, s.cfg.server.lock_file).describe()})")
     for note in p.notes:
         out.line(f"  note: {note}")
+    for conflict in p.conflicts:
+        out.line(f"  CONFLICT (the deploy would stop here): {conflict}")
     old = f"{p.old.color} ({p.old.version}) on port {p.old_port}" if p.old else "nothing (first deploy)"
     out.line(f"  serving now: {old}")
     out.line(f"  target: {p.target} on port {p.target_port}")
-    for i, (name, commands) in enumerate(p.steps(), start=3):
+    caddy_note = (
+        "wait until Caddy's own health view calls the new color healthy"
+        if s.svc.behind_caddy and p.old
+        else "Caddy not consulted"
+    )
+    for step, commands in p.steps():
         extra = {
-            "health": f"GET http://127.0.0.1:{p.target_port}{s.svc.health_path} through the SSH tunnel "
-                      f"until 200, up to {s.svc.ready_timeout:g}s",
-            "canary": f"both colors serve for {canary_seconds:g}s" if canary_seconds and p.old else "none",
-            "record": f"state {s.cfg.state_file(s.svc.name)}, history {s.cfg.server.history_file}",
-        }.get(name, "" if commands else "none")
-        out.line(f"  [{i}/{len(STEPS)}] {name}" + (f": {extra}" if extra else ""))
+            Step.HEALTH: f"GET http://127.0.0.1:{p.target_port}{s.svc.health_path} through the SSH tunnel "
+            f"until 200, up to {s.svc.ready_timeout:g}s",
+            Step.SWITCH: caddy_note,
+            Step.CANARY: f"both colors serve for {canary_seconds:g}s" if canary_seconds and p.old else "none",
+            Step.RECORD: f"state {s.cfg.state_file(s.svc.name)}, history {s.cfg.server.history_file}",
+        }.get(step, "" if commands else "none")
+        out.line(f"  {out.number(step)}{step}" + (f": {extra}" if extra else ""))
         for c in commands:
             out.line(f"      $ {c}")
     return OK

@@ -1,11 +1,11 @@
-"""The exit codes every task shares, and the one exception that carries them."""
+"""The exit codes every task shares, and the exceptions that carry them."""
 
 from __future__ import annotations
 
 OK = 0
-FAILED = 1  # the change did not happen; what served before still serves
+FAILED = 1  # the change did not happen (or not all of it); the last line says what serves
 BAD_INPUT = 2  # bad arguments or configuration; nothing was touched
-LOCK_BUSY = 3  # another deploy holds the server's lock
+LOCK_BUSY = 3  # another run holds the server's lock, or deploys are frozen
 
 
 class PublicWorksError(Exception):
@@ -17,6 +17,19 @@ class PublicWorksError(Exception):
         self.code = code
 
 
+class BadInput(PublicWorksError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, BAD_INPUT)
+
+
 class LockBusy(PublicWorksError):
     def __init__(self, message: str) -> None:
         super().__init__(message, LOCK_BUSY)
+
+
+class LockLost(PublicWorksError):
+    """The server no longer holds our lock: nothing may be changed on its behalf from here on."""
+
+
+class ConnectionLost(PublicWorksError):
+    """The SSH connection to the server is gone (or stopped answering)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import httpx
+
+from .clock import Clock
 
 POLL_SECONDS = 0.5  # at most one probe per half second
 
@@ -26,17 +27,17 @@ class Probe:
         return f"{head} in {self.seconds * 1000:.0f} ms" + (f": {self.detail}" if self.detail else "")
 
 
-def probe(client: httpx.Client, port: int, path: str, timeout: float = 5.0) -> Probe:
-    t0 = time.monotonic()
+def probe(client: httpx.Client, port: int, path: str, clock: Clock, timeout: float = 5.0) -> Probe:
+    t0 = clock.monotonic()
     try:
         r = client.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
         body = " ".join(r.text.split())[:120] if r.status_code != 200 else ""
-        return Probe(r.status_code, body, time.monotonic() - t0)
+        return Probe(r.status_code, body, clock.monotonic() - t0)
     except httpx.ConnectError as e:
         detail = "connection refused" if "refused" in str(e) else f"cannot connect: {e}"
-        return Probe(None, detail[:200], time.monotonic() - t0)
+        return Probe(None, detail[:200], clock.monotonic() - t0)
     except httpx.HTTPError as e:
-        return Probe(None, f"{type(e).__name__}: {e}"[:200], time.monotonic() - t0)
+        return Probe(None, f"{type(e).__name__}: {e}"[:200], clock.monotonic() - t0)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Wait:
     seconds: float
     probes: list[Probe] = field(default_factory=list)  # the last 20
     count: int = 0
-    at: float = 0.0  # time.monotonic() when it ended
+    at: float = 0.0  # clock.monotonic() when it ended
 
     def last(self, n: int = 5) -> list[Probe]:
         return self.probes[-n:]
@@ -56,24 +57,25 @@ def wait_healthy(
     port: int,
     path: str,
     timeout: float,
+    clock: Clock,
     stop: Callable[[], bool] = lambda: False,
 ) -> Wait:
     """Poll until 200 or `timeout` seconds (or `stop()` says give up)."""
-    t0 = time.monotonic()
+    t0 = clock.monotonic()
     result = Wait(False, 0.0)
     while True:
-        started = time.monotonic()
+        started = clock.monotonic()
         remaining = timeout - (started - t0)
-        p = probe(client, port, path, timeout=max(0.5, min(5.0, remaining)))
+        p = probe(client, port, path, clock, timeout=max(0.5, min(5.0, remaining)))
         result.count += 1
         result.probes.append(p)
         del result.probes[:-20]
         if p.ok:
             result.ok = True
             break
-        if time.monotonic() - t0 >= timeout or stop():
+        if clock.monotonic() - t0 >= timeout or stop():
             break
-        time.sleep(max(0.0, min(POLL_SECONDS - (time.monotonic() - started), timeout - (time.monotonic() - t0))))
-    result.seconds = time.monotonic() - t0
-    result.at = time.monotonic()
+        clock.sleep(max(0.0, min(POLL_SECONDS - (clock.monotonic() - started), timeout - (clock.monotonic() - t0))))
+    result.seconds = clock.monotonic() - t0
+    result.at = clock.monotonic()
     return result

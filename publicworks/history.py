@@ -8,35 +8,12 @@ Parsing never fails: a line it cannot read comes back as an entry holding just t
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from typing import Any
 
-STATUSES = ("success", "failure", "rollback")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def actor() -> str:
-    """Who runs this: the CI run's URL on GitHub Actions, else user@host (PUBLICWORKS_ACTOR overrides)."""
-    if os.environ.get("PUBLICWORKS_ACTOR"):
-        return os.environ["PUBLICWORKS_ACTOR"]
-    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_RUN_ID"):
-        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-        repo = os.environ.get("GITHUB_REPOSITORY", "")
-        who = os.environ.get("GITHUB_ACTOR", "")
-        url = f"{server}/{repo}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
-        return f"{who} via {url}" if who else url
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+# aborted: a run that lost the deploy lock and stopped (written without the lock, clearly marked)
+STATUSES = ("success", "failure", "rollback", "aborted")
 
 
 def _clean(value: str) -> str:
@@ -66,7 +43,7 @@ class Entry:
         parts += [f"{k}={v}" for k, v in self.fields.items()]
         return " | ".join(_clean(p) for p in parts)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         if self.raw:
             return {"raw": self.raw}
         return {
@@ -83,12 +60,11 @@ class Entry:
         return json.dumps(self.as_dict(), sort_keys=False)
 
 
-def entry(service: str, version: str, status: str, color: str, actor: str, **fields: object) -> Entry:
-    """A new entry stamped now; `fields` with a None value are left out."""
-    assert status in STATUSES, status
-    return Entry(
-        now_iso(), service, version, status, color, actor, {k: str(v) for k, v in fields.items() if v is not None}
-    )
+def entry(at: str, service: str, version: str, status: str, color: str, actor: str, **fields: object) -> Entry:
+    """A new entry stamped `at`; `fields` with a None value are left out."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown history status {status!r}")
+    return Entry(at, service, version, status, color, actor, {k: str(v) for k, v in fields.items() if v is not None})
 
 
 def parse_line(line: str) -> Entry:
@@ -117,13 +93,14 @@ def table(entries: list[Entry]) -> str:
     """An aligned table, oldest first (newest last); unparsable lines appear as they are."""
     rows = [HEADERS] + [
         (e.time, e.service, e.version, e.status, e.color, e.actor, " ".join(f"{k}={v}" for k, v in e.fields.items()))
-        for e in entries if e.parsed
+        for e in entries
+        if e.parsed
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS) - 1)]
     lines, parsed = [], iter(rows[1:])
 
     def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
 
     lines.append(fmt(rows[0]).rstrip())
     for e in entries:

@@ -12,12 +12,13 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 
 class Interrupts:
     def __init__(self) -> None:
         self.signal: str | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[signal.Signals, Any] = {}  # whatever signal.signal returned: restored as it was
 
     def __call__(self) -> bool:
         """True once a signal arrived."""
@@ -30,7 +31,7 @@ class Interrupts:
         self.signal = name
         print(f"\n{name} received: finishing safely (again to abort at once)", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> "Interrupts":
+    def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -38,4 +39,4 @@ class Interrupts:
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)

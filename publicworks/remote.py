@@ -1,29 +1,36 @@
-"""The one I/O seam with the server: run a `Command`, talk HTTP through the tunnel, open a raw channel.
+"""The one I/O seam with the server: run a `Command`, talk HTTP through the tunnel, open a long-lived channel.
 
-Everything goes over the single Fabric Connection of the run: commands are exec channels, HTTP is
-direct-tcpip channels, the lock is one long-lived exec channel.
+`Remote` is the protocol the orchestration is written against; `SSHRemote` is the real one, over the
+run's single Fabric connection (tests use a fake). Commands are exec channels, HTTP is direct-tcpip
+channels, the lock is one long-lived exec channel. No wait is unbounded: opening a channel and the
+server's answer to an exec request each get server.ssh_timeout, and a command gets its own timeout —
+paramiko would otherwise wait an hour for a channel and forever for an exec reply.
 """
 
 from __future__ import annotations
 
 import logging
+import select
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
 import httpx
 import paramiko
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut
 
 from . import tunnel
+from .commands import Command, unfenced
+from .config import ServerConfig
+from .errors import ConnectionLost, PublicWorksError
+from .ssh import open_connection
 
 # paramiko logs every refused tunnel channel at ERROR ("Secsh channel 4 open FAILED"); a health check
 # that polls a starting app expects exactly that, and reports it itself.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-from .commands import Command
-from .config import ServerConfig
-from .errors import PublicWorksError
-from .ssh import open_connection
+logging.getLogger("paramiko").propagate = False
 
 
 @dataclass(frozen=True)
@@ -48,33 +55,97 @@ class CommandFailed(PublicWorksError):
         self.result = result
 
 
-class Remote:
+class Channel(Protocol):
+    """The part of a paramiko Channel the lock uses."""
+
+    closed: bool
+
+    def sendall(self, data: bytes) -> None: ...
+    def recv(self, nbytes: int) -> bytes: ...
+    def recv_stderr(self, nbytes: int) -> bytes: ...
+    def settimeout(self, timeout: float | None) -> None: ...
+    def exit_status_ready(self) -> bool: ...
+    def recv_exit_status(self) -> int: ...
+    def shutdown_write(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Remote(Protocol):
+    """What the orchestration needs from the server."""
+
+    target: str  # user@host:port, for messages
+    user: str
+
+    def run(self, command: Command, check: bool = True) -> Result: ...
+    def http(self, timeout: float = 5.0) -> httpx.Client: ...
+    def channel(self, command: Command) -> Channel: ...
+    def close(self) -> None: ...
+
+
+class SSHRemote:
     """Runs commands on the server over one open Fabric Connection."""
 
-    def __init__(self, conn: Connection, echo: Callable[[str], None] | None = None, stream: bool = False) -> None:
+    def __init__(
+        self, conn: Connection, target: str, user: str, start_timeout: float, echo: Callable[[str], None] | None = None
+    ) -> None:
         self.conn = conn
+        self.target = target
+        self.user = user
+        self._start_timeout = start_timeout
         self._echo = echo
-        self._stream = stream
 
     @property
     def transport(self) -> paramiko.Transport:
         transport = self.conn.client.get_transport()
         if transport is None or not transport.is_active():
-            raise PublicWorksError("the SSH connection to the server was lost")
+            raise ConnectionLost(f"the SSH connection to {self.target} was lost")
         return transport
+
+    def channel(self, command: Command) -> paramiko.Channel:
+        """An exec channel running `command`, started within the start timeout."""
+        try:
+            chan = self.transport.open_session(timeout=self._start_timeout)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            raise ConnectionLost(
+                f"the server did not open an SSH channel within {self._start_timeout:g}s ({e})"
+            ) from None
+        started = threading.Event()
+        failed: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                chan.exec_command(command.shell())
+            except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
+                failed.append(e)
+            finally:
+                started.set()
+
+        threading.Thread(target=start, name="exec-request", daemon=True).start()
+        if not started.wait(self._start_timeout):
+            chan.close()
+            raise ConnectionLost(
+                f"the server did not start the command within {self._start_timeout:g}s "
+                f"(its SSH exec request went unanswered): {_short(command)}"
+            )
+        if failed:
+            chan.close()
+            raise ConnectionLost(f"the server refused to run {_short(command)}: {failed[0]}")
+        return chan
 
     def run(self, command: Command, check: bool = True) -> Result:
         """Run one command; with `check`, a non-zero exit raises `CommandFailed`."""
         if self._echo:
-            self._echo(f"$ {command}")
+            inner = unfenced(command)
+            self._echo(f"$ {inner}" + ("   (fenced by the deploy lock)" if inner is not command else ""))
+        chan = self.channel(command)
         try:
-            # in_stream=False: never forward this terminal's keystrokes to the server.
-            r = self.conn.run(command.shell(), hide=not self._stream, warn=True, in_stream=False, timeout=command.timeout)
-        except CommandTimedOut:
-            raise PublicWorksError(f"timed out after {command.timeout:g}s: {command}") from None
+            chan.shutdown_write()  # no stdin: never forward this terminal's keystrokes to the server
+            code, out, err = _collect(chan, command)
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise PublicWorksError(f"the SSH connection failed while running {command}: {e}") from None
-        result = Result(command, r.exited, r.stdout, r.stderr)
+            raise ConnectionLost(f"the SSH connection failed while running {_short(command)}: {e}") from None
+        finally:
+            chan.close()
+        result = Result(command, code, out, err)
         if check and not result.ok:
             raise CommandFailed(result)
         return result
@@ -83,14 +154,39 @@ class Remote:
         """httpx over this connection: http://127.0.0.1:PORT/ is PORT on the server's loopback."""
         return tunnel.client(self.transport, timeout)
 
-    def session(self) -> paramiko.Channel:
-        """A raw exec channel, for commands whose life spans the run (the lock)."""
-        return self.transport.open_session()
-
     def close(self) -> None:
         self.conn.close()
 
 
-def connect(server: ServerConfig, echo: Callable[[str], None] | None = None, stream: bool = False) -> Remote:
+def _short(command: Command) -> str:
+    text = command.shell()
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _collect(chan: paramiko.Channel, command: Command) -> tuple[int, str, str]:
+    out, err = bytearray(), bytearray()
+    deadline = None if command.timeout is None else time.monotonic() + command.timeout
+    while True:
+        if chan.recv_ready():
+            out += chan.recv(65536)
+        elif chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        elif chan.eof_received or chan.closed:
+            break
+        else:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise PublicWorksError(f"timed out after {command.timeout:g}s: {_short(command)}")
+            select.select([chan], [], [], min(1.0, left) if left is not None else 1.0)
+    while chan.recv_stderr_ready():
+        err += chan.recv_stderr(65536)
+    left = 10.0 if deadline is None else max(0.1, deadline - time.monotonic())
+    if not chan.status_event.wait(left):
+        raise ConnectionLost(f"no exit status from the server for {_short(command)}")
+    return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def connect(server: ServerConfig, echo: Callable[[str], None] | None = None) -> SSHRemote:
     """Open the run's one SSH connection."""
-    return Remote(open_connection(server), echo=echo, stream=stream)
+    conn, target = open_connection(server)
+    return SSHRemote(conn, str(target), target.user, server.ssh_timeout, echo=echo)

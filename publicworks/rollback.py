@@ -1,31 +1,36 @@
 """`inv rollback`: the undo button.
 
-- During a running canary (the deploy holds the lock): write the design's marker and wait until the
-  deploy has stopped the new color — it looks for the marker every half second.
-- A canary left unfinished (state records one, nobody holds the lock): stop its new color.
-- Otherwise: put the previous version (or `--to VERSION`) on the idle color — its stopped containers
-  when they are still there, pulling only if the image is gone — health-check it through the tunnel,
-  then retire the current color. Migrations never run on rollback.
+- During a running canary (the deploy of this service holds the lock): write the design's marker and
+  wait until the deploy has stopped the new color — it looks for the marker every half second.
+- A canary left unfinished (the state records one, its new color runs, nobody holds the lock): stop
+  its new color.
+- Otherwise (`plan.rollback_plan`): the newest version that served before the current one and was
+  never rolled back from — or `--to VERSION` — on the idle color, from its stopped containers when they
+  are still there; health-checked through the tunnel, proven routed by Caddy, then the current color
+  stops. The version rolled back from is rejected: the next plain rollback walks further back.
+  Migrations never run on rollback.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import canary, plan, server, switch
+from . import canary, plan, switch
 from . import commands as cmd
+from .admin import Admin
 from .config import Config, check_version
-from .errors import BAD_INPUT, FAILED, OK, LockBusy, PublicWorksError
-from .history import now_iso
+from .errors import BAD_INPUT, FAILED, OK, BadInput, LockBusy, PublicWorksError
+from .failure import aftermath
 from .lock import probe as probe_lock
-from .output import Reporter
+from .output import Facts, Reporter
+from .plan import Refusal, RollbackPlan
+from .remote import Remote, connect
 from .session import Session, open_session
-from .state import Slot, State
+from .state import State
+from .steps import ROLLBACK, Step
 
-STEPS = ["lock", "inspect", "start", "health", "switch", "record"]
 REQUEST_WAIT = 60.0  # how long to wait for a running deploy to act on the marker
 
 
@@ -37,168 +42,236 @@ class Options:
     wait_lock: float = 0
 
 
-def rollback(cfg: Config, opts: Options, out: Reporter) -> int:
+def rollback(
+    cfg: Config,
+    opts: Options,
+    out: Reporter,
+    connect_to: Callable[..., Remote] = connect,
+    ask: Callable[[str], bool] | None = None,
+) -> int:
+    """Roll back; `ask` (a terminal's yes/no) may lift a refusal that --yes would lift."""
     svc = cfg.service(opts.service)
-    if opts.to:
-        check_version(opts.to)
-    out.steps = STEPS
-    with open_session(cfg, svc, out) as s:
-        return Rollback(s, opts).run()
+    if opts.to is not None:
+        check_version(opts.to, "--to")
+    out.steps = ROLLBACK
+    with open_session(cfg, svc, out, connect_to) as s:
+        return Rollback(s, opts, ask).run()
 
 
 class Rollback:
-    def __init__(self, s: Session, opts: Options) -> None:
+    def __init__(self, s: Session, opts: Options, ask: Callable[[str], bool] | None = None) -> None:
         self.s = s
         self.opts = opts
-        self.to: Slot | None = None  # where the rollback goes, once decided
+        self.ask = ask
+        self.plan: RollbackPlan | None = None
+        self.change: switch.Change | None = None
+        self.admin: Admin | None = None
+        self.state: State | None = None
 
     def run(self) -> int:
         s, out = self.s, self.s.out
         s.notifier.announce()
-        with out.step("lock", s.cfg.server.lock_file):
-            try:
-                lock = s.lock("rollback", self.opts.to or "", self.opts.wait_lock)
-            except LockBusy:
-                current = s.read_state()
-                if not current.canary or self.opts.to:
-                    raise
-                out.note("held by the deploy running this service's canary")
-                return self.request(current)
         try:
-            with out.step("inspect"):
-                state = s.read_state()
-                views = server.views(s.remote, s.svc)
-                c = state.canary if not self.opts.to else None  # we hold the lock: nobody is running it
-                if c:
-                    out.warn(f"a canary was left unfinished: {c.new.color} ({c.new.version}) beside "
-                             f"{c.old.color} ({c.old.version}); stopping {c.new.color}")
-                else:
-                    serving, self.to = self.target(state, views)
-            if c:
-                return self.end_unfinished_canary(state)
-            return self.switch_to(state, views, serving, self.to)
-        except PublicWorksError as e:
-            step = out.failed_step or "rollback"
-            out.error(f"{step} failed: {e.message}")
-            if e.code == BAD_INPUT:
-                return BAD_INPUT
-            to = self.to
-            entry = s.record(to.version if to else "-", "failure", to.color if to else "-", step=step, action="rollback")
-            out.summary(f"ROLLBACK FAILED ({step}); what served before still serves", ok=False,
-                        facts=s.facts(to.version if to else None, None, None, entry))
-            s.notifier.send("failure", s.svc.name, f"rollback failed: {e.message.splitlines()[0]}")
-            return FAILED
+            with out.step(Step.LOCK, s.cfg.server.lock_file):
+                s.take_lock("rollback", self.opts.to or "", self.opts.wait_lock)
+        except LockBusy:
+            info = probe_lock(s.remote, s.cfg.server.lock_file)
+            current = s.read_state()
+            if self.opts.to is not None or not info.by_canary_of(s.svc.name) or current.canary is None:
+                raise
+            out.note("held by the deploy running this service's canary")
+            return self.request(current)
+        try:
+            return self.steps()
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001  (every failure after the lock goes through one path)
+            return self.failed(e)
         finally:
-            lock.release()
+            if self.admin is not None:
+                self.admin.close()
+            s.release()
+
+    def steps(self) -> int:
+        s, out = self.s, self.s.out
+        with out.step(Step.INSPECT):
+            state, views = s.read_state(), s.views()
+            self.state = state
+            c = state.canary if self.opts.to is None and plan.canary_to_end(state, views) else None
+            if c:
+                out.warn(
+                    f"a canary was left unfinished: {c.new.color} ({c.new.version}) beside "
+                    f"{c.old.color} ({c.old.version}); stopping {c.new.color}"
+                )
+            else:
+                p = self.decide(state, views)
+        if c:
+            return self.end_unfinished_canary(state)
+        ch = self.change
+        assert ch is not None
+        t0 = s.clock.monotonic()
+        switch.start(s, ch, self.admin)
+        switch.wait_healthy(s, ch, s.svc.ready_timeout)
+        switch.prove(s, ch, self.admin)
+        switch.stop_old(s, ch)
+        with out.step(Step.RECORD):
+            frm = p.serving
+            why = f"rolled back ({p.reason}) at {s.now()} by {s.actor}"
+            s.write_state(state.rolled_back(p.to, frm, why, s.now()))
+            rec = s.record(
+                p.to.version,
+                "rollback",
+                p.to.color,
+                reason=p.reason,
+                **({"from": f"{frm.color}:{frm.version}"} if frm else {}),
+            )
+        took = s.clock.monotonic() - t0
+        frm_text = f" from {frm.version} ({frm.color})" if frm else ""
+        text = f"rolled back {s.svc.name}{frm_text} to {p.to.version} on {p.to.color} in {took:.1f}s"
+        out.summary(
+            text + (f", but {rec.error}" if rec.error else ""),
+            ok=not rec.error,
+            facts=Facts(s.svc.name, p.to.version, self._colors(), s.actor, rec.entry.line()),
+        )
+        s.notifier.send(
+            "rollback", s.svc.name, f"{p.reason}: {frm.version if frm else '-'} → {p.to.version} ({s.actor})"
+        )
+        return FAILED if rec.error else OK
+
+    def decide(self, state: State, views: dict) -> RollbackPlan:
+        s = self.s
+        entries = s.history()
+        result = plan.rollback_plan(s.svc, views, state, entries, self.opts.to, self.opts.yes)
+        if isinstance(result, Refusal) and result.consent and self.ask is not None:
+            if self.ask(result.reason.removesuffix(" Re-run with --yes to proceed.") + " Roll back anyway? [y/N] "):
+                result = plan.rollback_plan(s.svc, views, state, entries, self.opts.to, True)
+            else:
+                raise BadInput("rollback cancelled")
+        if isinstance(result, Refusal):
+            raise BadInput(result.reason)
+        for note in result.notes:
+            s.out.warn(note)
+        for warning in result.warnings:
+            s.out.warn(warning)
+        frm = result.serving
+        s.out.note(
+            f"{frm.color} serves {frm.version}; rolling back to {result.to.version} on {result.to.color}"
+            if frm
+            else f"nothing serves; starting {result.to.version} on {result.to.color}"
+        )
+        if s.svc.behind_caddy and frm:
+            self.admin = Admin(s.remote, s.cfg.server.caddy_admin)
+            switch.caddy_route(s.cfg, s.svc, self.admin, result.to.color)
+        self.plan = result
+        self.change = switch.Change(
+            result.to, s.svc.ports[result.to.color], result.start, result.stop_to, result.logs, frm, result.stop_serving
+        )
+        return result
+
+    def _colors(self) -> str | None:
+        p = self.plan
+        if p is None:
+            return None
+        return f"{p.serving.color} ({p.serving.version}) → {p.to.color}" if p.serving else f"(none) → {p.to.color}"
 
     # -- a canary in progress ----------------------------------------------------------------------
 
     def request(self, state: State) -> int:
-        """Another process runs a canary: ask it to roll back (the marker) and wait until it has."""
+        """Another process runs this service's canary: ask it to roll back (the marker) and wait until it has."""
         s, out, c = self.s, self.s.out, state.canary
         assert c is not None
-        t0 = time.monotonic()
-        note = json.dumps({"actor": s.actor, "at": now_iso()})
-        s.run(cmd.write_file(s.svc.marker, note + "\n"))
-        out.note(f"a deploy holds the lock and runs a canary ({c.new.color} {c.new.version} beside {c.old.color} "
-                 f"{c.old.version}): rollback requested ({s.svc.marker}); waiting for it")
-        while time.monotonic() - t0 < REQUEST_WAIT:
+        t0 = s.clock.monotonic()
+        s.run(cmd.request_rollback(s.svc.marker, json.dumps({"actor": s.actor, "at": s.now()}) + "\n"))
+        out.note(
+            f"a deploy holds the lock and runs a canary ({c.new.color} {c.new.version} beside {c.old.color} "
+            f"{c.old.version}): rollback requested ({s.svc.marker}); waiting for it"
+        )
+        while s.clock.monotonic() - t0 < REQUEST_WAIT:
             if s.interrupts():
-                out.summary(f"stopped waiting ({s.interrupts.signal}); the request stays in {s.svc.marker} "
-                            "and the deploy acts on it within a second", ok=False)
+                out.summary(
+                    f"stopped waiting ({s.interrupts.signal}); the request stays in {s.svc.marker} "
+                    "and the deploy acts on it within a second",
+                    ok=False,
+                )
                 return FAILED
             now = s.read_state()
-            if now.canary is None:
-                took = time.monotonic() - t0
+            if now.canary is None or now.canary.new != c.new:
+                took = s.clock.monotonic() - t0
+                s.run(cmd.consume_marker(s.svc.marker), check=False)  # ours, if nobody took it
                 if now.active == c.old.color:
-                    out.summary(f"rolled back {s.svc.name} in {took:.1f}s: {c.new.color} ({c.new.version}) stopped; "
-                                f"{c.old.color} ({c.old.version}) serves", ok=True)
+                    out.summary(
+                        f"rolled back {s.svc.name} in {took:.1f}s: {c.new.color} ({c.new.version}) stopped; "
+                        f"{c.old.color} ({c.old.version}) serves",
+                        ok=True,
+                    )
                     return OK
-                s.run(cmd.consume_marker(s.svc.marker), check=False)
-                out.summary(f"the canary finished before the request was seen: {now.active} ({now.active_version}) "
-                            f"serves alone. Run `inv rollback --service {s.svc.name}` again to roll it back.", ok=False)
+                out.summary(
+                    f"the canary finished before the request was seen: {now.active} ({now.active_version}) "
+                    f"serves alone. Run `publicworks rollback --service {s.svc.name}` again to roll it back.",
+                    ok=False,
+                )
                 return FAILED
-            time.sleep(0.2)
-        out.summary(f"the deploy holding the lock did not act on the request within {REQUEST_WAIT:g}s "
-                    f"({probe_lock(s.remote, s.cfg.server.lock_file).describe()}); the marker stays", ok=False)
+            s.clock.sleep(0.2)
+        out.summary(
+            f"the deploy holding the lock did not act on the request within {REQUEST_WAIT:g}s "
+            f"({probe_lock(s.remote, s.cfg.server.lock_file).describe()}); the marker stays",
+            ok=False,
+        )
         return FAILED
 
     def end_unfinished_canary(self, state: State) -> int:
-        c = state.canary
+        s, c = self.s, state.canary
         assert c is not None
-        t0 = time.monotonic()
-        canary.rollback(self.s, state, c.old, c.new, "unfinished-canary", "the canary was left unfinished")
-        self.s.out.note(f"{c.new.color} stopped {time.monotonic() - t0:.1f}s after the lock was taken")
+        t0 = s.clock.monotonic()
+        admin = Admin(s.remote, s.cfg.server.caddy_admin) if s.svc.behind_caddy else None
+        try:
+            canary.end(s, state, c.old, c.new, "unfinished-canary", "the canary was left unfinished", admin)
+        finally:
+            if admin is not None:
+                admin.close()
+        s.out.note(f"{c.new.color} stopped {s.clock.monotonic() - t0:.1f}s after the lock was taken")
         return OK
 
-    # -- a completed deploy ------------------------------------------------------------------------
-
-    def target(self, state: State, views: dict) -> tuple[Slot | None, Slot]:
-        """What serves now, and the version to go back to on the idle color."""
-        d = plan.decide(views, state)
-        for note in d.notes:
-            self.s.out.warn(note)
-        serving = Slot(d.serving, d.serving_version) if d.serving else None
-        if self.opts.to:
-            self.check_to(state, serving)
-            return serving, Slot(d.target, self.opts.to)
-        prev = state.previous
-        if not prev or not prev.version:
-            raise PublicWorksError(
-                f"nothing to roll back to: the state of {self.s.svc.name} records no previous version "
-                f"(first deploy?). Use --to VERSION with a version from `inv history`.", BAD_INPUT)
-        if serving and prev.version == serving.version:
-            raise PublicWorksError(f"{prev.version} is what already serves (on {serving.color}); nothing to roll back",
-                                   BAD_INPUT)
-        if serving and serving.version in state.migrated:
-            self.s.out.warn(f"{serving.version} ran migrations; {prev.version} will run on the migrated schema")
-        return serving, Slot(d.target, prev.version)
-
-    def check_to(self, state: State, serving: Slot | None) -> None:
-        """--to must name a version from the history; crossing a migration needs the user's consent."""
-        to = self.opts.to
-        entries = [e for e in server.tail_history(self.s.remote, self.s.cfg, 5000) if e.parsed and e.service == self.s.svc.name]
-        served = [i for i, e in enumerate(entries) if e.version == to and e.status in ("success", "rollback")]
-        if not served:
-            raise PublicWorksError(f"{to} never served {self.s.svc.name} (not in the history); "
-                                   f"deploy it with `inv deploy` instead", BAD_INPUT)
-        if serving and serving.version == to:
-            raise PublicWorksError(f"{to} is what already serves (on {serving.color})", BAD_INPUT)
-        # A deploy that failed after its migration ran changed the schema all the same.
-        later = [e.version for e in entries[served[-1] + 1:]
-                 if e.status in ("success", "failure") and e.fields.get("migrations") == "ran" and e.version != to]
-        if later:
-            msg = (f"{to} is older than deploy(s) that ran migrations: {', '.join(dict.fromkeys(later))}. "
-                   f"{to} would run against the migrated schema.")
-            if self.opts.yes:
-                self.s.out.warn(msg + " Proceeding (--yes).")
-            elif sys.stdin.isatty():
-                answer = input(f"{msg} Roll back anyway? [y/N] ")
-                if answer.strip().lower() not in ("y", "yes"):
-                    raise PublicWorksError("rollback cancelled", BAD_INPUT)
-            else:
-                raise PublicWorksError(msg + " Re-run with --yes to proceed.", BAD_INPUT)
-
-    def switch_to(self, state: State, views: dict, serving: Slot | None, to: Slot) -> int:
-        s, out, svc = self.s, self.s.out, self.s.svc
-        assert to.version is not None
-        out.note(f"{serving.color} serves {serving.version}; rolling back to {to.version} on {to.color}"
-                 if serving else f"nothing serves; starting {to.version} on {to.color}")
-        t0 = time.monotonic()
-        healthy = switch.bring_up(s, to.color, to.version, cmd.up(svc, to.color, to.version), cmd.stop(svc, to.color, to.version),
-                        cmd.logs(svc, to.color, to.version), svc.ready_timeout)
-        with out.step("switch", f"{to.color} serves; stopping {serving.color}" if serving else "nothing to stop"):
-            if serving:
-                switch.retire(s, serving.color, plan.stop_color(svc, views[serving.color], serving.version or to.version),
-                              healthy_since=healthy.at)
-        took = time.monotonic() - t0
-        with out.step("record"):
-            s.write_state(state.rolled_back(to, serving))
-            entry = s.record(to.version, "rollback", to.color, reason="to" if self.opts.to else "previous",
-                             **({"from": f"{serving.color}:{serving.version}"} if serving else {}))
-        frm = f" from {serving.version} ({serving.color})" if serving else ""
-        out.summary(f"rolled back {svc.name}{frm} to {to.version} on {to.color} in {took:.1f}s", ok=True,
-                    facts=s.facts(to.version, serving, to.color, entry))
-        s.notifier.send("rollback", svc.name, f"requested: {serving.version if serving else '-'} → {to.version} ({s.actor})")
-        return OK
-
+    def failed(self, e: Exception) -> int:
+        s, out, p = self.s, self.s.out, self.plan
+        if isinstance(e, PublicWorksError) and e.code == BAD_INPUT:
+            out.error(e.message)
+            return BAD_INPUT  # refused: nothing was touched
+        to = p.to if p else None
+        a = aftermath(s, self.change, e, "rollback", to.version if to and to.version else "")
+        if a.live and a.owner and p is not None and self.state is not None:
+            try:  # the stop of the serving color was sent: the version rolled back to serves
+                why = f"rolled back ({p.reason}) at {s.now()} by {s.actor}"
+                s.write_state(self.state.rolled_back(p.to, p.serving, why, s.now()))
+            except Exception as err:  # noqa: BLE001  (the failure path must finish and report)
+                out.warn(f"could not record the state: {err}")
+        fields: dict[str, object] = {
+            "step": a.step,
+            "action": "rollback",
+            "live": f"{to.color}:{to.version}" if a.live and to else None,
+            "undo": "failed" if a.undo_problem else None,
+        }
+        version, color = (to.version, to.color) if to else (None, None)
+        if a.lost:
+            rec = s.record(version, "aborted", color, reason="lock-lost", **fields)
+            after = (
+                "took the lock again once it was free and finished cleanly"
+                if a.retaken
+                else "changed nothing after that"
+            )
+            text = f"ABORTED: rollback of {s.svc.name}: {a.message}. This run {after}. Now: {a.runs}"
+        else:
+            rec = s.record(version, "failure", color, **fields)
+            extra = f" Stopping {color or 'it'} again failed: {a.undo_problem}." if a.undo_problem else ""
+            text = f"ROLLBACK FAILED ({a.step}).{extra} Now: {a.runs}"
+        if rec.error:
+            text += f". {rec.error}"
+        out.summary(
+            text,
+            ok=False,
+            facts=Facts(s.svc.name, to.version if to else None, self._colors(), s.actor, rec.entry.line()),
+        )
+        s.notifier.send(
+            "failure", s.svc.name, f"rollback failed at {a.step}: {a.message.splitlines()[0]}. Now: {a.runs}"
+        )
+        return FAILED

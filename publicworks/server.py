@@ -1,6 +1,6 @@
-"""Reading and writing public-works' records on the server: containers, state files, the history.
+"""Reading what is on the server: containers, state files, the history. Reads only — no lock needed.
 
-Thin I/O over `Remote` and the pure parsers; every write is atomic (state) or a single append (history).
+Writes go through `Session`, which sends them fenced by the deploy lock.
 """
 
 from __future__ import annotations
@@ -19,22 +19,17 @@ def views(remote: Remote, svc: ServiceConfig) -> dict[str, observe.ColorView]:
     return observe.view(svc, containers(remote))
 
 
-def read_state(remote: Remote, cfg: Config, svc: ServiceConfig) -> tuple[state.State, str | None]:
-    """The service's state, and a warning when the file exists but cannot be read (then: empty state)."""
+def read_state(remote: Remote, cfg: Config, svc: ServiceConfig) -> tuple[state.State, str | None, str]:
+    """The service's state; a warning when the file exists but cannot be trusted (then: empty state); its text."""
     path = cfg.state_file(svc.name)
     text = remote.run(cmd.read_file(path)).stdout
     try:
-        return state.parse(text, svc.name), None
+        return state.parse(text, svc.name), None, text
     except ValueError as e:
-        return state.State(svc.name), f"state file {path} is unreadable ({e}); going by what runs"
+        return state.State(svc.name), f"state file {path} is unreadable ({e}); ignoring it and going by what runs", text
 
 
-def write_state(remote: Remote, cfg: Config, new: state.State) -> None:
-    remote.run(cmd.write_file(cfg.state_file(new.service), new.to_json()))
-
-
-def append_history(remote: Remote, cfg: Config, entry: history.Entry) -> None:
-    remote.run(cmd.append_file(cfg.server.history_file, entry.line() + "\n"))
+HISTORY_DEPTH = 5000  # how far back a rollback looks for versions and migrations
 
 
 def tail_history(remote: Remote, cfg: Config, lines: int, service: str | None = None) -> list[history.Entry]:

@@ -1,16 +1,18 @@
 """Per-service state on the server: which color is active, what each color runs, what came before.
 
 One JSON file per service, written atomically (temp file + rename) under the deploy lock. The state is
-a record, not the truth: what actually runs (see `observe`) wins when they disagree. Every transition
-is a pure function returning a new State.
+a record, not the truth: what actually runs (see `observe`) wins when they disagree, and a file of the
+wrong shape is reported and ignored rather than trusted in part. Every transition is a pure function
+returning a new State.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from .history import now_iso
+COLORS = ("blue", "green")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class State:
     previous: Slot | None = None
     canary: Canary | None = None
     migrated: tuple[str, ...] = ()  # versions whose deploy ran migrations, oldest first
+    rejected: dict[str, str] = field(default_factory=dict)  # version -> why it was rolled back
     updated_at: str = ""
 
     @property
@@ -45,41 +48,67 @@ class State:
         return self.versions.get(self.active) if self.active else None
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["migrated"] = list(self.migrated)
+        def slot(s: Slot | None) -> dict[str, Any] | None:
+            return {"color": s.color, "version": s.version} if s else None
+
+        c = self.canary
+        data = {
+            "active": self.active,
+            "versions": dict(self.versions),
+            "previous": slot(self.previous),
+            "canary": None
+            if not c
+            else {
+                "old": slot(c.old),
+                "new": slot(c.new),
+                "started_at": c.started_at,
+                "ends_at": c.ends_at,
+                "actor": c.actor,
+            },
+            "migrated": list(self.migrated),
+            "rejected": dict(self.rejected),
+            "updated_at": self.updated_at,
+        }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     # -- transitions -------------------------------------------------------------------------------
 
-    def _stamp(self, **changes) -> "State":
-        return replace(self, **changes, updated_at=now_iso())
-
-    def deployed(self, color: str, version: str, old: Slot | None, migrated: bool) -> "State":
+    def deployed(self, color: str, version: str, old: Slot | None, migrated: bool, at: str) -> State:
         """`version` now serves alone on `color`; `old` (if any) is what served before it."""
-        versions = {**self.versions, color: version}
-        return self._stamp(
+        return replace(
+            self,
             active=color,
-            versions=versions,
+            versions={**self.versions, color: version},
             previous=old if old and old.color != color else self.previous,
             canary=None,
             migrated=self._with_migrated(version, migrated),
+            rejected={v: why for v, why in self.rejected.items() if v != version},  # deployed again on purpose
+            updated_at=at,
         )
 
-    def canary_started(self, old: Slot, new: Slot, started_at: str, ends_at: str, actor: str, migrated: bool) -> "State":
-        return self._stamp(
+    def canary_started(self, old: Slot, new: Slot, ends_at: str, actor: str, migrated: bool, at: str) -> State:
+        return replace(
+            self,
             active=old.color,
             versions={**self.versions, new.color: new.version, old.color: old.version},
-            canary=Canary(old, new, started_at, ends_at, actor),
+            canary=Canary(old, new, at, ends_at, actor),
             migrated=self._with_migrated(new.version, migrated),
+            updated_at=at,
         )
 
-    def rolled_back(self, to: Slot, frm: Slot | None) -> "State":
-        """`to` serves alone again; `frm` is what was rolled back (kept as `previous`, to undo the undo)."""
-        return self._stamp(
+    def rolled_back(self, to: Slot, frm: Slot | None, why: str, at: str) -> State:
+        """`to` serves alone again; `frm` is what was rolled back from: rejected, so plain rollbacks skip it."""
+        rejected = {v: why for v, why in self.rejected.items() if v != to.version}  # brought back on purpose
+        if frm and frm.version and frm.version != to.version:
+            rejected[frm.version] = why
+        return replace(
+            self,
             active=to.color,
             versions={**self.versions, to.color: to.version},
             previous=frm if frm and frm.color != to.color else self.previous,
             canary=None,
+            rejected=dict(list(rejected.items())[-50:]),
+            updated_at=at,
         )
 
     def _with_migrated(self, version: str | None, migrated: bool) -> tuple[str, ...]:
@@ -88,30 +117,71 @@ class State:
         return (tuple(v for v in self.migrated if v != version) + (version,))[-50:]
 
 
-def _slot(data: object) -> Slot | None:
-    if isinstance(data, dict) and isinstance(data.get("color"), str):
-        return Slot(data["color"], data.get("version"))
-    return None
+# -- parsing: the shape is checked, field by field -----------------------------------------------------
+
+
+def _text(v: Any, where: str, optional: bool = True) -> str | None:
+    if v is None and optional:
+        return None
+    if not isinstance(v, str) or len(v) > 256:
+        raise ValueError(f"{where} is {v!r}, not a string")
+    return v
+
+
+def _color(v: Any, where: str, optional: bool = True) -> str | None:
+    if v is None and optional:
+        return None
+    if v not in COLORS:
+        raise ValueError(f"{where} is {v!r}, not blue or green")
+    return str(v)
+
+
+def _slot(v: Any, where: str) -> Slot | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError(f"{where} is not an object")
+    return Slot(
+        str(_color(v.get("color"), f"{where}.color", optional=False)), _text(v.get("version"), f"{where}.version")
+    )
+
+
+def _canary(v: Any) -> Canary | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError("canary is not an object")
+    old, new = _slot(v.get("old"), "canary.old"), _slot(v.get("new"), "canary.new")
+    if old is None or new is None or old.color == new.color:
+        raise ValueError("canary needs an old and a new color, different from each other")
+    return Canary(old, new, *(_text(v.get(k, ""), f"canary.{k}") or "" for k in ("started_at", "ends_at", "actor")))
 
 
 def parse(text: str, service: str) -> State:
-    """Parse a state file; an empty text is a service never deployed. Raises ValueError when unreadable."""
+    """Parse a state file; an empty text is a service never deployed. Raises ValueError saying what is wrong."""
     if not text.strip():
         return State(service)
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a state file") from None
     if not isinstance(data, dict):
-        raise ValueError("state file is not a JSON object")
-    canary = None
-    c = data.get("canary")
-    if isinstance(c, dict) and _slot(c.get("old")) and _slot(c.get("new")):
-        canary = Canary(_slot(c["old"]), _slot(c["new"]), c.get("started_at", ""), c.get("ends_at", ""), c.get("actor", ""))
-    versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+        raise ValueError("not a JSON object")
+    versions = data.get("versions") or {}
+    if not isinstance(versions, dict) or any(k not in COLORS for k in versions):
+        raise ValueError("versions must map blue/green to versions")
+    migrated, rejected = data.get("migrated") or [], data.get("rejected") or {}
+    if not isinstance(migrated, list) or not isinstance(rejected, dict):
+        raise ValueError("migrated must be a list and rejected an object")
     return State(
         service=service,
-        active=data.get("active") if data.get("active") in ("blue", "green") else None,
-        versions={k: v for k, v in versions.items() if k in ("blue", "green")},
-        previous=_slot(data.get("previous")),
-        canary=canary,
-        migrated=tuple(v for v in data.get("migrated", []) if isinstance(v, str)),
-        updated_at=data.get("updated_at", ""),
+        active=_color(data.get("active"), "active"),
+        versions={k: _text(v, f"versions.{k}") for k, v in versions.items()},
+        previous=_slot(data.get("previous"), "previous"),
+        canary=_canary(data.get("canary")),
+        migrated=tuple(str(_text(v, "migrated[]", optional=False)) for v in migrated),
+        rejected={
+            str(_text(k, "rejected key", False)): str(_text(v, "rejected[]", False)) for k, v in rejected.items()
+        },
+        updated_at=_text(data.get("updated_at"), "updated_at") or "",
     )

@@ -1,17 +1,19 @@
 """`inv status`: what runs, what answers, what is in progress — read-only, no lock, one connection.
 
 For each service: which color serves and its version, the other color (running or stopped), each
-port's health through the tunnel, a canary running or left unfinished, the last history entry; and
-whether the deploy lock is held, by whom.
+port's health through the tunnel next to Caddy's own view of it, a canary running or left unfinished,
+the versions rejected by rollbacks, the last history entry; and whether the deploy lock is held, by whom.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from typing import Any
 
-from . import health, plan, server
+from . import caddy, health, plan, server
+from .admin import Admin, CaddyUnreachable
+from .clock import Clock, SystemClock, parse_iso
 from .config import COLORS, Config, ServiceConfig
 from .history import Entry
 from .lock import LockInfo
@@ -28,11 +30,21 @@ class ColorStatus:
     running: bool
     version: str | None
     probe: health.Probe
+    caddy: str  # Caddy's word: healthy / unhealthy / not proxied / ... / "not consulted"
 
-    def as_dict(self) -> dict:
-        return {"color": self.color, "port": self.port, "running": self.running, "version": self.version,
-                "health": {"status": self.probe.status, "ms": round(self.probe.seconds * 1000, 1),
-                           "detail": self.probe.detail}}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "color": self.color,
+            "port": self.port,
+            "running": self.running,
+            "version": self.version,
+            "health": {
+                "status": self.probe.status,
+                "ms": round(self.probe.seconds * 1000, 1),
+                "detail": self.probe.detail,
+            },
+            "caddy": self.caddy,
+        }
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class ServiceStatus:
     state: State
     canary: str | None  # "running" | "unfinished" | None
     canary_left: float | None
+    rejected: dict[str, str]
     last: Entry | None
     notes: tuple[str, ...]
 
@@ -51,7 +64,7 @@ class ServiceStatus:
     def up(self) -> bool:
         return any(c.probe.ok for c in self.colors.values())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         c = self.state.canary
         return {
             "service": self.name,
@@ -60,45 +73,90 @@ class ServiceStatus:
             "serving_version": self.colors[self.serving].version if self.serving else None,
             "colors": {k: v.as_dict() for k, v in self.colors.items()},
             "state_active": self.state.active,
-            "canary": None if not c else {
-                "status": self.canary, "old": vars(c.old), "new": vars(c.new), "started_at": c.started_at,
-                "ends_at": c.ends_at, "seconds_left": self.canary_left},
+            "canary": None
+            if not c
+            else {
+                "status": self.canary,
+                "old": vars(c.old),
+                "new": vars(c.new),
+                "started_at": c.started_at,
+                "ends_at": c.ends_at,
+                "seconds_left": self.canary_left,
+            },
+            "rejected": self.rejected,
             "last": self.last.as_dict() if self.last else None,
             "notes": list(self.notes),
         }
 
 
-def _seconds_until(iso: str) -> float | None:
-    try:
-        end = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    return (end - datetime.now(timezone.utc)).total_seconds()
-
-
-def service_status(remote: Remote, cfg: Config, svc: ServiceConfig, views: dict[str, ColorView], lock: LockInfo) -> ServiceStatus:
-    state, warning = server.read_state(remote, cfg, svc)
+def service_status(
+    remote: Remote,
+    cfg: Config,
+    svc: ServiceConfig,
+    views: dict[str, ColorView],
+    lock: LockInfo,
+    words: dict[str, str],
+    clock: Clock,
+) -> ServiceStatus:
+    state, warning, _ = server.read_state(remote, cfg, svc)
     d = plan.decide(views, state)
     with remote.http(timeout=3) as client:
         colors = {
-            c: ColorStatus(c, svc.ports[c], views[c].running, views[c].version or state.versions.get(c),
-                           health.probe(client, svc.ports[c], svc.health_path, timeout=3))
+            c: ColorStatus(
+                c,
+                svc.ports[c],
+                views[c].running,
+                views[c].version or state.versions.get(c),
+                health.probe(client, svc.ports[c], svc.health_path, clock, timeout=3),
+                words[c],
+            )
             for c in COLORS
         }
     canary = left = None
     if state.canary:
-        running_here = lock.held and lock.holder is not None and lock.holder.service == svc.name
-        canary = "running" if running_here else "unfinished"
-        left = _seconds_until(state.canary.ends_at)
-    last = server.tail_history(remote, cfg, 1, svc.name)
+        canary = "running" if lock.by_canary_of(svc.name) else "unfinished"
+        end = parse_iso(state.canary.ends_at)
+        left = (end - clock.now()).total_seconds() if end else None
+    entries = server.tail_history(remote, cfg, server.HISTORY_DEPTH, svc.name)
     notes = d.notes + ((warning,) if warning else ())
-    return ServiceStatus(svc.name, svc.health_path, d.serving, colors, state, canary, left, last[-1] if last else None, notes)
+    return ServiceStatus(
+        svc.name,
+        svc.health_path,
+        d.serving,
+        colors,
+        state,
+        canary,
+        left,
+        plan.rejected(state, entries),
+        entries[-1] if entries else None,
+        notes,
+    )
 
 
-def gather(remote: Remote, cfg: Config, services: list[ServiceConfig]) -> tuple[LockInfo, list[ServiceStatus]]:
+def caddy_words(remote: Remote, cfg: Config, services: list[ServiceConfig]) -> dict[str, dict[str, str]]:
+    """Caddy's view of every color of every service, from one read of its config and its metrics."""
+    words = {s.name: {c: "not consulted (behind_caddy = false)" for c in COLORS} for s in services}
+    behind = [s for s in services if s.behind_caddy]
+    if not behind:
+        return words
+    with Admin(remote, cfg.server.caddy_admin) as admin:
+        try:
+            config, metrics = admin.config(), admin.metrics()
+        except CaddyUnreachable:
+            return {**words, **{s.name: {c: "unknown (admin API unreachable)" for c in COLORS} for s in behind}}
+    return {**words, **{s.name: caddy.view(config, metrics, s) for s in behind}}
+
+
+def gather(
+    remote: Remote, cfg: Config, services: list[ServiceConfig], clock: Clock | None = None
+) -> tuple[LockInfo, list[ServiceStatus]]:
+    clock = clock or SystemClock()
     lock = probe_lock(remote, cfg.server.lock_file)
     containers = server.containers(remote)
-    return lock, [service_status(remote, cfg, svc, view(svc, containers), lock) for svc in services]
+    words = caddy_words(remote, cfg, services)
+    return lock, [
+        service_status(remote, cfg, svc, view(svc, containers), lock, words[svc.name], clock) for svc in services
+    ]
 
 
 def render(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
@@ -115,21 +173,31 @@ def render(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
         for c in COLORS:
             cs = s.colors[c]
             mark = "serving" if c == s.serving else ("running" if cs.running else "stopped")
-            lines.append(f"  {c:<5} port {cs.port:<5} {mark:<8} {cs.version or '-':<12} {cs.probe.describe()}")
+            lines.append(
+                f"  {c:<5} port {cs.port:<5} {mark:<8} {cs.version or '-':<12} {cs.probe.describe()}; caddy: {cs.caddy}"
+            )
         if s.canary and s.state.canary:
-            c = s.state.canary
+            run = s.state.canary
             left = f", {max(0.0, s.canary_left):.0f}s left" if s.canary_left is not None else ""
-            what = f"{c.new.color} {c.new.version} beside {c.old.color} {c.old.version}"
+            what = f"{run.new.color} {run.new.version} beside {run.old.color} {run.old.version}"
             if s.canary == "running":
-                lines.append(f"  canary: running ({what}{left}); `inv rollback --service {s.name}` stops {c.new.color}")
+                lines.append(
+                    f"  canary: running ({what}{left}); `publicworks rollback --service {s.name}` stops {run.new.color}"
+                )
             else:
-                lines.append(f"  canary: LEFT UNFINISHED ({what}); both serve. `inv rollback --service {s.name}` "
-                             f"stops {c.new.color}; `inv deploy` goes on from {c.new.color}")
+                lines.append(
+                    f"  canary: LEFT UNFINISHED ({what}); both serve. `publicworks rollback --service {s.name}` "
+                    f"stops {run.new.color}; `publicworks deploy` goes on from {run.new.color}"
+                )
+        for version, why in s.rejected.items():
+            lines.append(f"  rejected: {version} ({why})")
         for note in s.notes:
             lines.append(f"  note: {note}")
         if s.last:
             e = s.last
-            lines.append(f"  last: {e.time} {e.status} {e.version} on {e.color}" + (f" by {e.actor}" if e.actor else ""))
+            lines.append(
+                f"  last: {e.time} {e.status} {e.version} on {e.color}" + (f" by {e.actor}" if e.actor else "")
+            )
         else:
             lines.append("  last: no history yet")
     lines.append(f"lock: {lock.describe()}")
@@ -138,5 +206,6 @@ def render(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
 
 def to_json(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
     holder = vars(lock.holder) if lock.holder else None
-    return json.dumps({"lock": {"held": lock.held, "holder": holder}, "services": [s.as_dict() for s in statuses]},
-                      indent=2)
+    return json.dumps(
+        {"lock": {"held": lock.held, "holder": holder}, "services": [s.as_dict() for s in statuses]}, indent=2
+    )

@@ -1,96 +1,199 @@
-"""Bringing a color into service and taking one out: the two halves of every switch.
+"""Bringing a color into service and taking one out: the moves every deploy and rollback is made of.
 
-`bring_up` starts a color and proves it healthy through the tunnel, or stops it again and fails,
-leaving the serving color untouched. `retire` stops a color's units while the other keeps serving.
-Deploy, the canary and rollback all switch through these two.
+`Change` follows one switch as it happens — the new color started, healthy through the tunnel, routed
+to by Caddy (proven, see `proof`), the old color stopping, stopped — so that a failure at any point can
+be undone as far as it is safe and reported as it really is (`undo`, `what_runs`).
 """
 
 from __future__ import annotations
 
-import time
-
-import httpx
+from dataclasses import dataclass
 
 from . import caddy, health
+from .admin import Admin, CaddyUnreachable
 from .commands import Command
-from .errors import PublicWorksError
+from .config import Config, ServiceConfig
+from .errors import ConnectionLost, LockLost, PublicWorksError
+from .proof import Proof
 from .session import Session
+from .state import Slot
+from .steps import Step
+
+PROOF_POLL = 0.2  # seconds between readings of Caddy's /metrics
 
 
 class NotHealthy(PublicWorksError):
     pass
 
 
-def bring_up(s: Session, color: str, version: str, start: Command, stop: Command, logs: Command,
-             timeout: float) -> health.Wait:
-    """Start `color` with `version` and wait for its health check; on any failure stop it again."""
-    port = s.svc.ports[color]
-    try:
-        with s.out.step("start", f"{color} {version} on port {port}"):
-            s.run(start)
-        s.check_interrupt()
-        with s.out.step("health", f"GET {s.svc.health_path} on the server's 127.0.0.1:{port}, up to {timeout:g}s"):
-            with s.remote.http() as client:
-                wait = health.wait_healthy(client, port, s.svc.health_path, timeout, stop=s.interrupts)
-            s.out.note(f"{wait.count} probe(s) in {wait.seconds:.1f}s; last: {wait.probes[-1].describe()}")
-            if not wait.ok:
-                s.check_interrupt()
-                for p in wait.last(5):
-                    s.out.note(f"  {p.describe()}")
-                logs_text = s.run(logs, check=False).stdout.rstrip()
-                s.out.note(f"last 50 log lines of {color}:")
-                s.out.note("\n".join("  | " + line for line in logs_text.splitlines()) or "  (no logs)")
-                raise NotHealthy(
-                    f"{color} ({version}) did not answer {s.svc.health_path} with 200 within {timeout:g}s "
-                    f"(last: {wait.probes[-1].describe()})"
-                )
-    except BaseException:
-        _undo(s, color, stop)
-        raise
+class NoProof(PublicWorksError):
+    """Caddy does not (yet) route to the new color: the old one must not stop."""
+
+
+@dataclass
+class Change:
+    """One color coming into service and, usually, another leaving it."""
+
+    new: Slot
+    port: int
+    start: Command
+    undo_cmd: Command  # stops the new color again
+    logs: Command
+    old: Slot | None
+    stop_old: tuple[Command, ...]
+    started: bool = False
+    healthy_at: float | None = None
+    proof: Proof | None = None
+    proven: bool = False
+    stopping: bool = False  # the old color's stop was sent: from here on the new color stays
+    stopped: bool = False
+
+
+def caddy_route(cfg: Config, svc: ServiceConfig, admin: Admin, color: str) -> caddy.Route:
+    """How Caddy proxies `color`; refuses (NoProof) when it does not, or checks health elsewhere."""
+    r = caddy.route(admin.config(), svc, color)
+    if r.problems:
+        block = "\n".join("    " + line for line in caddy.service_block(cfg, svc, svc.health_path))
+        raise NoProof(
+            f"Caddy would not route to {color} (port {r.port}) as the deploy checked it: "
+            + "; ".join(r.problems)
+            + f". civic-band's Caddyfile template needs `publicworks caddy --service {svc.name}`:\n{block}"
+        )
+    return r
+
+
+def start(s: Session, ch: Change, admin: Admin | None) -> None:
+    with s.out.step(Step.START, f"{ch.new.color} {ch.new.version} on port {ch.port}"):
+        if admin is not None and ch.old is not None:
+            r = caddy_route(s.cfg, s.svc, admin, ch.new.color)
+            ch.proof = Proof(r.dials, r.interval, r.timeout)
+            ch.proof.observe(s.clock.monotonic(), admin.metrics())  # before: a 0 now makes the later 1 count
+        ch.started = True  # from here a failure stops the new color again
+        s.run(ch.start)
+
+
+def wait_healthy(s: Session, ch: Change, timeout: float) -> health.Wait:
+    path = s.svc.health_path
+    with s.out.step(Step.HEALTH, f"GET {path} on the server's 127.0.0.1:{ch.port}, up to {timeout:g}s"):
+        with s.remote.http() as client:
+            wait = health.wait_healthy(client, ch.port, path, timeout, s.clock, stop=s.interrupts)
+        s.out.note(f"{wait.count} probe(s) in {wait.seconds:.1f}s; last: {wait.probes[-1].describe()}")
+        if not wait.ok:
+            s.check_interrupt()
+            for p in wait.last(5):
+                s.out.note(f"  {p.describe()}")
+            logs_text = s.run(ch.logs, check=False).stdout.rstrip()
+            s.out.note(f"last 50 log lines of {ch.new.color}:")
+            s.out.note("\n".join("  | " + line for line in logs_text.splitlines()) or "  (no logs)")
+            raise NotHealthy(
+                f"{ch.new.color} ({ch.new.version}) did not answer {path} with 200 within {timeout:g}s "
+                f"(last: {wait.probes[-1].describe()})"
+            )
+        ch.healthy_at = wait.at
     return wait
 
 
-def _undo(s: Session, color: str, stop: Command) -> None:
-    s.out.note(f"stopping {color} again; the serving color was not touched")
+def prove(s: Session, ch: Change, admin: Admin | None) -> None:
+    """Wait until Caddy itself calls the new color healthy (or say why not). No proof, no switch."""
+    with s.out.step(Step.SWITCH, f"Caddy routes to {ch.new.color}" if admin else "Caddy not consulted"):
+        if admin is None or ch.proof is None:
+            why = "first deploy: nothing to stop" if ch.old is None else f"services.{s.svc.name}.behind_caddy = false"
+            s.out.note(f"Caddy not consulted ({why}); {ch.new.color} answered through the tunnel")
+            ch.proven = True
+            return
+        p = ch.proof
+        p.healthy_at = ch.healthy_at if ch.healthy_at is not None else s.clock.monotonic()
+        epoch = None
+        problem = ""
+        while True:
+            now = s.clock.monotonic()
+            try:
+                metrics = admin.metrics()
+                if epoch is not None and metrics.epoch != epoch:
+                    r = caddy_route(s.cfg, s.svc, admin, ch.new.color)  # the config changed: still routed?
+                    p.dials, p.interval, p.timeout = r.dials, r.interval, r.timeout
+                epoch = metrics.epoch
+                problem = ""
+                if p.observe(now, metrics):
+                    break
+            except CaddyUnreachable as e:
+                problem = e.message
+            if p.expired(now):
+                raise NoProof(
+                    f"Caddy did not call {ch.new.color} (port {ch.port}) healthy within {p.bound:.0f}s of it "
+                    f"answering through the tunnel: {problem or p.describe()}. "
+                    f"Check `publicworks status --service {s.svc.name}` and Caddy's log"
+                )
+            s.clock.sleep(PROOF_POLL)
+        waited = (p.proven_at or now) - p.healthy_at
+        ch.proven = True
+        s.out.note(f"Caddy saw {ch.new.color} healthy {waited:.1f}s after it answered through the tunnel ({p.how})")
+
+
+def confirm(s: Session, ch: Change, admin: Admin | None) -> None:
+    """Before the old color stops after a canary: Caddy must still call the new one healthy."""
+    if admin is None or ch.proof is None:
+        return
+    view = caddy.view(admin.config(), admin.metrics(), s.svc)[ch.new.color]
+    if view != "healthy":
+        raise NoProof(
+            f"at the end of its canary Caddy calls {ch.new.color} {view}: {ch.old.color if ch.old else ''} "
+            "is not stopped"
+        )
+
+
+def stop_old(s: Session, ch: Change) -> None:
+    old = ch.old
+    with s.out.step(Step.STOP, f"{old.color} ({old.version})" if old else "nothing to stop"):
+        if old is None:
+            return
+        ch.stopping = True
+        for command in ch.stop_old:
+            s.run(command)
+        ch.stopped = True
+
+
+def survivor_check(s: Session, admin: Admin | None, color: str) -> None:
+    """Ending a canary stops its new color: say so when Caddy does not call the other one healthy either."""
+    if admin is None:
+        return
     try:
-        s.run(stop)
-    except PublicWorksError as e:
-        s.out.warn(f"could not stop {color}: {e.message}")
+        view = caddy.view(admin.config(), admin.metrics(), s.svc)[color]
+    except CaddyUnreachable as e:
+        s.out.warn(f"{e.message}; stopping the new color regardless: it is being rolled back")
+        return
+    if view != "healthy":
+        s.out.warn(f"Caddy calls {color} {view}; stopping the new color regardless: it is being rolled back")
 
 
-def retire(s: Session, color: str, stop: tuple[Command, ...], healthy_since: float | None = None) -> None:
-    """Stop `color`'s units with their grace period (`docker compose stop -t stop_grace`).
-
-    Caddy's running config is left alone: its active health check takes the stopped color out of
-    rotation within one health interval, and lb_try_duration retries every request meanwhile (README,
-    "Caddy": changing Caddy's config through the admin API would break idle keep-alive connections).
-    When the other color only just turned healthy (`healthy_since`, monotonic), the stop waits until
-    Caddy's own health check has had one interval to see it, so there is always a color Caddy routes to.
-    """
-    if healthy_since is not None:
-        interval, source = caddy_interval(s)
-        wait = interval + 0.5 - (time.monotonic() - healthy_since)
-        if wait > 0:
-            s.out.note(f"waiting {wait:.1f}s: Caddy's health check ({interval:g}s interval, {source}) must see "
-                       f"the new color before {color} stops")
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and not s.interrupts():
-                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-    for command in stop:
-        s.run(command)
+def undo(s: Session, ch: Change, verify: bool = False) -> str | None:
+    """Stop the new color again, if that is still the safe move; None, or why it could not be done.
+    With `verify`, only when the color still runs this run's version (after the lock was taken again)."""
+    if not ch.started:
+        return None
+    if verify and s.views()[ch.new.color].version != ch.new.version:
+        s.out.note(f"{ch.new.color} no longer runs {ch.new.version}: not this run's to stop")
+        return None
+    s.out.note(f"stopping {ch.new.color} again; {ch.old.color if ch.old else 'nothing'} was not touched")
+    try:
+        s.run(ch.undo_cmd)
+    except (LockLost, ConnectionLost) as e:
+        return e.message
+    except Exception as e:  # noqa: BLE001  (the failure path must finish and report)
+        return e.message.splitlines()[0] if isinstance(e, PublicWorksError) else f"{type(e).__name__}: {e}"
+    return None
 
 
-def caddy_interval(s: Session) -> tuple[float, str]:
-    """Caddy's active health interval for this service: its running config (read-only), else services.toml."""
-    addr = s.cfg.server.caddy_admin
-    if addr:
-        host, _, port = addr.rpartition(":")
-        try:
-            with s.remote.http(timeout=3) as client:
-                r = client.get(f"http://{host or 'localhost'}:{port}/config/")
-            found = caddy.health_interval(r.json(), s.svc) if r.status_code == 200 else None
-            if found is not None:
-                return found, "Caddy's running config"
-        except (httpx.HTTPError, ValueError):
-            pass
-    return caddy.parse_duration(s.cfg.caddy.health_interval), "services.toml"
+def what_runs(s: Session) -> str:
+    """What serves, read from the server now — not inferred."""
+    try:
+        views = s.views()
+    except Exception as e:  # noqa: BLE001  (the failure path must finish and report)
+        return f"unknown: the server could not be read ({e}); run `publicworks status`"
+    parts = []
+    for color, v in views.items():
+        if v.running:
+            parts.append(f"{color} ({v.version or 'unknown version'}) runs")
+        elif v.exists:
+            parts.append(f"{color} stopped")
+    return "; ".join(parts) or "nothing runs"

@@ -1,45 +1,75 @@
 """The Invoke tasks: `inv <task>` in a checkout (tasks.py) and `publicworks <task>` after pip install.
 
-Each task parses its flags, calls one function of the package and maps the outcome to an exit code:
-0 done, 1 failed (what served before still serves), 2 bad input or config, 3 the lock is busy.
+Each task checks its flags (a bad value is one line and exit 2, never a traceback), calls one function
+of the package and maps the outcome to an exit code: 0 done, 1 failed, 2 bad input or config, 3 the
+lock is busy. The package's modules are imported inside the tasks, so `--help` starts fast.
 """
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Context, Exit, task
 
-from . import caddy as caddy_mod
-from . import deploy as deploy_mod
-from . import doctor as doctor_mod
-from . import history as history_mod
-from . import rollback as rollback_mod
-from . import server
-from . import status as status_mod
-from .remote import Remote, connect
-from .config import Config, ConfigError, ServiceConfig, load
-from .errors import BAD_INPUT, PublicWorksError
-from .output import Reporter
+BAD_INPUT = 2
 
 
-T = TypeVar("T")
+def _bad(message: str) -> Exit:
+    return Exit(f"error: {message}", code=BAD_INPUT)
 
 
-def _number(value: object, flag: str) -> float | None:
-    if value in (None, ""):
+def _text(value: Any, flag: str) -> str | None:
+    """A flag's string: absent is None; an empty string is a mistake, not "absent"."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(f"{flag} needs a value (leave the flag out instead of passing an empty one)")
+    return value
+
+
+def _number(value: Any, flag: str, high: float = 86400) -> float | None:
+    text = _text(value, flag)
+    if text is None:
         return None
     try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise Exit(f"{flag}: expected a number of seconds, got {value!r}", code=BAD_INPUT) from None
+        x = float(text)
+    except ValueError:
+        raise _bad(f"{flag}: expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(x) or not 0 <= x <= high:
+        raise _bad(f"{flag}: expected seconds between 0 and {high:g}, got {text!r}")
+    return x
 
 
-def _run(body: Callable[[], int]) -> None:
+def _integer(value: Any, flag: str, low: int, high: int) -> int | None:
+    text = _text(value, flag)
+    if text is None:
+        return None
+    if not text.strip().isdigit() or not low <= int(text) <= high:
+        raise _bad(f"{flag}: expected a whole number from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+def _run(c: Context, body: Callable[[], int]) -> None:
+    """Run a task's body; every expected failure becomes one line and its exit code."""
+    from ._schema import ConfigError
+    from .errors import PublicWorksError
+    from .output import quiet_pipes
+
+    quiet_pipes()
+    run = getattr(c.config, "run", None)
+    for flag in ("dry", "echo", "pty", "warn"):
+        if run is not None and run.get(flag):
+            raise _bad(
+                f"Invoke's --{flag} means nothing here: public-works runs nothing locally "
+                "(for a plan without changes: deploy --dry-run)"
+            )
     try:
         code = body()
     except ConfigError as e:
-        raise Exit(f"error: {e}", code=BAD_INPUT) from None
+        raise _bad(str(e)) from None
     except PublicWorksError as e:
         raise Exit(f"error: {e.message}", code=e.code) from None
     except KeyboardInterrupt:
@@ -48,68 +78,76 @@ def _run(body: Callable[[], int]) -> None:
         raise Exit(code=code)
 
 
-def _reading(service: str | None, read: Callable[[Remote, Config, list[ServiceConfig]], T]) -> tuple[Config, T]:
-    """Load services.toml, pick the service(s), and run `read` over one connection (read-only tasks)."""
-    cfg = load()
-    services = [cfg.service(service)] if service else list(cfg.services.values())
-    remote = connect(cfg.server)
-    try:
-        return cfg, read(remote, cfg, services)
-    finally:
-        remote.close()
+def _service(service: Any, required: bool = True) -> str | None:
+    name = _text(service, "--service")
+    if name is None and required:
+        from .config import load
 
-
-def _require(value: str | None, flag: str) -> str:
-    if not value:
-        known = ", ".join(sorted(load().services)) if flag == "--service" else ""
-        raise Exit(f"error: {flag} is required" + (f" (one of: {known})" if known else ""), code=BAD_INPUT)
-    return value
+        raise _bad(f"--service is required (one of: {', '.join(sorted(load().services))})")
+    return name
 
 
 @task(
     help={
         "service": "service name from services.toml (e.g. civic-observer)",
         "version": "image tag to deploy, e.g. a git sha",
-        "wait-lock": "if another deploy holds the lock, wait up to this many seconds (default: fail at once, exit 3)",
+        "wait-lock": "if another run holds the lock, wait up to this many seconds (default: fail at once, exit 3)",
         "canary": "seconds both colors serve before the old one stops (default: the service's canary_seconds; 0 skips)",
         "dry-run": "print the plan (colors, ports, exact remote commands) and change nothing",
         "verbose": "show each remote command",
     }
 )
 def deploy(c, service=None, verbose=False, version=None, wait_lock=None, canary=None, dry_run=False):
-    """Blue-green deploy of one version: lock, pull, migrate, start the idle color, health check, canary, switch."""
+    """Blue-green deploy of one version: lock, pull, migrate, start the idle color, health, switch, canary, stop."""
 
     def body() -> int:
-        opts = deploy_mod.Options(
-            service=_require(service, "--service"),
-            version=_require(version, "--version"),
-            wait_lock=_number(wait_lock, "--wait-lock") or 0,
-            canary=_number(canary, "--canary"),
-            dry_run=dry_run,
-        )
-        return deploy_mod.deploy(load(), opts, Reporter(verbose=verbose))
+        from . import deploy as deploy_mod
+        from .config import load
+        from .output import Reporter
 
-    _run(body)
+        name = _service(service)
+        v = _text(version, "--version")
+        if v is None:
+            raise _bad("--version is required (an image tag, e.g. the git sha the image was built from)")
+        opts = deploy_mod.Options(
+            name or "", v, _number(wait_lock, "--wait-lock") or 0, _number(canary, "--canary"), bool(dry_run)
+        )
+        return deploy_mod.deploy(load(), opts, Reporter(verbose=bool(verbose)))
+
+    _run(c, body)
+
+
+def _ask(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 @task(
     help={
         "service": "service name from services.toml",
-        "to": "a version from the history to put back (default: the previous one)",
-        "yes": "proceed even when --to crosses a deploy that ran migrations (for CI; a terminal asks)",
-        "wait-lock": "if another run holds the lock (and no canary is running), wait up to this many seconds",
+        "to": "a version from the history to put back (default: the newest earlier one never rolled back from)",
+        "yes": "proceed even when crossing migrations or bringing back a rejected version (for CI; a terminal asks)",
+        "wait-lock": "if another run holds the lock (and no canary of this service runs), wait up to this many seconds",
         "verbose": "show each remote command",
     }
 )
 def rollback(c, service=None, to=None, yes=False, wait_lock=None, verbose=False):
-    """Undo: during a canary, stop the new color within seconds; after a deploy, bring the previous version back."""
+    """Undo: during a canary, stop the new color within seconds; after a deploy, bring an earlier version back."""
 
     def body() -> int:
-        opts = rollback_mod.Options(service=_require(service, "--service"), to=to or None, yes=yes,
-                                    wait_lock=_number(wait_lock, "--wait-lock") or 0)
-        return rollback_mod.rollback(load(), opts, Reporter(verbose=verbose))
+        from . import rollback as rollback_mod
+        from .config import load
+        from .output import Reporter
 
-    _run(body)
+        opts = rollback_mod.Options(
+            _service(service) or "", _text(to, "--to"), bool(yes), _number(wait_lock, "--wait-lock") or 0
+        )
+        ask = _ask if sys.stdin.isatty() else None
+        return rollback_mod.rollback(load(), opts, Reporter(verbose=bool(verbose)), ask=ask)
+
+    _run(c, body)
 
 
 @task(
@@ -119,35 +157,58 @@ def rollback(c, service=None, to=None, yes=False, wait_lock=None, verbose=False)
         "json": "one JSON object per entry instead of a table",
     }
 )
-def history(c, service=None, limit=20, json=False):
+def history(c, service=None, limit=None, json=False):
     """The deploy history from the server: deploys, failures, rollbacks (reads only the end of the file)."""
 
     def body() -> int:
-        if int(limit) < 1:
-            raise Exit("error: --limit must be at least 1", code=BAD_INPUT)
-        cfg, entries = _reading(service, lambda remote, cfg, _: server.tail_history(remote, cfg, int(limit), service))
+        from . import history as history_mod
+        from . import server
+        from .config import load
+        from .remote import connect
+
+        n = _integer(limit, "--limit", 1, 100_000) or 20
+        name = _service(service, required=False)
+        cfg = load()
+        if name:
+            cfg.service(name)
+        remote = connect(cfg.server)
+        try:
+            entries = server.tail_history(remote, cfg, n, name)
+        finally:
+            remote.close()
         if json:
             for e in entries:
                 print(e.to_json())
         elif entries:
             print(history_mod.table(entries))
         else:
-            print(f"no history yet in {cfg.server.history_file}" + (f" for {service}" if service else ""))
+            print(f"no history yet in {cfg.server.history_file}" + (f" for {name}" if name else ""))
         return 0
 
-    _run(body)
+    _run(c, body)
 
 
 @task(help={"service": "only this service", "json": "machine-readable output"})
 def status(c, service=None, json=False):
-    """What runs and answers, per service and color; canary and lock; the last history entry. Changes nothing."""
+    """What runs and answers (and what Caddy thinks), per service and color; canary, lock, rejected versions."""
 
     def body() -> int:
-        _, (lock, statuses) = _reading(service, status_mod.gather)
+        from . import status as status_mod
+        from .config import load
+        from .remote import connect
+
+        name = _service(service, required=False)
+        cfg = load()
+        services = [cfg.service(name)] if name else list(cfg.services.values())
+        remote = connect(cfg.server)
+        try:
+            lock, statuses = status_mod.gather(remote, cfg, services)
+        finally:
+            remote.close()
         print(status_mod.to_json(lock, statuses) if json else status_mod.render(lock, statuses))
         return 0
 
-    _run(body)
+    _run(c, body)
 
 
 @task(help={"service": "only this service's block (the health-proxy snippet is always printed)"})
@@ -155,10 +216,13 @@ def caddy(c, service=None):
     """Print the Caddy config for civic-band's Caddyfile template: the health-proxy snippet, both colors per service."""
 
     def body() -> int:
-        print(caddy_mod.render(load(), service), end="")
+        from . import caddy as caddy_mod
+        from .config import load
+
+        print(caddy_mod.render(load(), _service(service, required=False)), end="")
         return 0
 
-    _run(body)
+    _run(c, body)
 
 
 @task(help={"service": "only this service", "json": "machine-readable output"})
@@ -166,11 +230,22 @@ def doctor(c, service=None, json=False):
     """Check over SSH everything a deploy needs (docker, compose v2, files, lock, state, Caddy, registry)."""
 
     def body() -> int:
-        _, checks = _reading(service, doctor_mod.run)
-        print(doctor_mod.to_json(checks) if json else doctor_mod.render(checks))
-        return 0 if all(c.ok for c in checks) else 1
+        from . import doctor as doctor_mod
+        from .config import load
+        from .remote import connect
 
-    _run(body)
+        name = _service(service, required=False)
+        cfg = load()
+        services = [cfg.service(name)] if name else list(cfg.services.values())
+        remote = connect(cfg.server)
+        try:
+            checks = doctor_mod.run(remote, cfg, services)
+        finally:
+            remote.close()
+        print(doctor_mod.to_json(checks) if json else doctor_mod.render(checks))
+        return 0 if all(ch.ok for ch in checks) else 1
+
+    _run(c, body)
 
 
 ns = Collection(deploy, rollback, history, status, caddy, doctor)

@@ -5,17 +5,47 @@ behind `ssh -L` and Fabric's `forward_local`, without a local listening port. Fa
 is not used because its TunnelManager thread dies on the first refused channel (a health check that
 starts before the app listens, which is every health check): later requests then hang until timeout
 even once the app is up. Here a refused channel is an ordinary `httpx.ConnectError`, every time.
+
+Built on public API only: an `httpx.BaseTransport` around an `httpcore.ConnectionPool` whose network
+backend opens SSH channels.
 """
 
 from __future__ import annotations
 
-import socket
-import time
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import httpcore
 import httpx
 import paramiko
+
+# httpcore's exceptions, as httpx's own transport maps them (most specific first).
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.NetworkError, httpx.NetworkError),
+)
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        for theirs, ours in _ERRORS:
+            if isinstance(e, theirs):
+                raise ours(str(e) or type(e).__name__) from e
+        raise
 
 
 class _ChannelStream(httpcore.NetworkStream):
@@ -25,24 +55,28 @@ class _ChannelStream(httpcore.NetworkStream):
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._channel.settimeout(timeout)
         try:
-            return self._channel.recv(max_bytes)
-        except socket.timeout as e:
+            return bytes(self._channel.recv(max_bytes))
+        except TimeoutError as e:
             raise httpcore.ReadTimeout(str(e) or "read timed out") from e
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise httpcore.ReadError(str(e) or type(e).__name__) from e
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._channel.settimeout(timeout)
         try:
             self._channel.sendall(buffer)
-        except socket.timeout as e:
+        except TimeoutError as e:
             raise httpcore.WriteTimeout(str(e) or "write timed out") from e
-        except OSError as e:
-            raise httpcore.WriteError(str(e)) from e
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise httpcore.WriteError(str(e) or type(e).__name__) from e
 
     def close(self) -> None:
         self._channel.close()
 
     def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("TLS through the tunnel is not supported: the server side is plain HTTP on loopback")
+        raise httpcore.ConnectError(
+            "TLS through the tunnel is not supported: the server side is plain HTTP on loopback"
+        )
 
     def get_extra_info(self, info: str) -> Any:
         # httpcore asks before reusing a kept-alive connection: readable while idle means the server
@@ -57,8 +91,14 @@ class _ChannelBackend(httpcore.NetworkBackend):
     def __init__(self, transport: paramiko.Transport) -> None:
         self._transport = transport
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
         try:
             channel = self._transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
         except paramiko.ChannelException as e:
@@ -67,18 +107,51 @@ class _ChannelBackend(httpcore.NetworkBackend):
             raise httpcore.ConnectError(f"SSH channel to {host}:{port} failed: {e}") from e
         return _ChannelStream(channel)
 
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _mapped():
+            yield from self._stream
+
+    def close(self) -> None:
+        if hasattr(self._stream, "close"):
+            self._stream.close()
 
 
-class _ChannelTransport(httpx.HTTPTransport):
+class ChannelTransport(httpx.BaseTransport):
+    """httpx transport whose connections are direct-tcpip channels of one SSH transport."""
+
     def __init__(self, transport: paramiko.Transport) -> None:
-        super().__init__(retries=0)
-        # httpx has no public hook for the network backend; its pool takes one.
         self._pool = httpcore.ConnectionPool(network_backend=_ChannelBackend(transport), retries=0)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        )
+        req = httpcore.Request(
+            method=request.method,
+            url=url,
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _mapped():
+            resp = self._pool.handle_request(req)
+        return httpx.Response(
+            status_code=resp.status, headers=resp.headers, stream=_Body(resp.stream), extensions=resp.extensions
+        )
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def client(transport: paramiko.Transport, timeout: float = 5.0) -> httpx.Client:
     """An httpx client whose requests to http://127.0.0.1:PORT/ reach PORT on the server's loopback."""
     # trust_env=False: a runner's HTTP(S)_PROXY must never capture requests meant for the tunnel.
-    return httpx.Client(transport=_ChannelTransport(transport), timeout=timeout, trust_env=False)
+    return httpx.Client(transport=ChannelTransport(transport), timeout=timeout, trust_env=False)

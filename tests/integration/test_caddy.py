@@ -13,11 +13,9 @@ import time
 import httpx
 import pytest
 
-from bench import scenario
 from publicworks import caddy, config, remote
-
-from .conftest import ROOT, SITES, VPS_IP, poll, pw
-from .test_deploy import _config_with, deploy
+from tests.support import scenario
+from tests.support.sandbox import ROOT, SITES, VPS_IP, config_with, deploy, poll, pw
 
 CO = "civic-observer"
 DJ = "corkboard-django"
@@ -47,15 +45,25 @@ def test_the_sandbox_caddy_runs_what_inv_caddy_prints(sandbox, admin, tmp_path):
     rendered = pw("caddy")
     assert rendered.code == 0
     f = tmp_path / "Caddyfile"
-    f.write_text("{\n\tadmin off\n\tauto_https off\n}\n" + rendered.out + "\nhttp://civic.observer {\n\timport civic-observer\n}\n")
-    adapted = json.loads(subprocess.run(["caddy", "adapt", "--config", str(f), "--adapter", "caddyfile"],
-                                        capture_output=True, text=True, check=True).stdout)
+    f.write_text(
+        "{\n\tadmin off\n\tauto_https off\n}\n"
+        + rendered.out
+        + "\nhttp://civic.observer {\n\timport civic-observer\n}\n"
+    )
+    adapted = json.loads(
+        subprocess.run(
+            ["caddy", "adapt", "--config", str(f), "--adapter", "caddyfile"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     expected = caddy.handlers(adapted)[0]
     running = running_handler(admin, CO)
-    assert running["load_balancing"] == {"selection_policy": {"policy": "cookie"}, "try_duration": 5000000000,
-                                         "try_interval": 250000000}
+    assert running["load_balancing"] == {
+        "selection_policy": {"policy": "cookie"},
+        "try_duration": 5000000000,
+        "try_interval": 250000000,
+    }
     assert running["health_checks"]["active"] == {"interval": 2000000000, "timeout": 2000000000, "uri": "/health/"}
-    assert list(expected.upstreams) == running["upstreams"]
+    assert [{"dial": d} for d in expected.dials] == running["upstreams"]
 
 
 def test_doctor_all_good(sandbox):
@@ -64,25 +72,36 @@ def test_doctor_all_good(sandbox):
     assert r.out.splitlines()[-1] == "all good: a deploy has what it needs"
     data = json.loads(pw("doctor", "--json").out)
     assert data["ok"] and {c["name"] for c in data["checks"]} >= {
-        "docker", "docker compose v2", "caddy admin API", "civic-observer: caddy lists both colors",
-        "civic-observer: registry", "lock, history and state writable"}
+        "docker",
+        "docker compose v2",
+        "caddy admin API",
+        "civic-observer: caddy routes both colors",
+        "civic-observer: registry",
+        "lock",
+        "history and state writable",
+    }
 
 
 def test_doctor_names_the_designs_problem_1(sandbox, admin):
-    h = caddy.service_handlers(admin.get(f"{ADMIN}/config/").json(),
-                               config.load(ROOT / "sandbox" / "services.toml").services[DJ])[0][0]
+    h = caddy.service_handlers(
+        admin.get(f"{ADMIN}/config/").json(), config.load(ROOT / "sandbox" / "services.toml").services[DJ]
+    )[0][0]
     admin.patch(f"{ADMIN}{h.url}/upstreams", json=[{"dial": "localhost:8000"}])  # a template listing one color
     r = pw("doctor", "--service", DJ)
     assert r.code == 1
-    assert "BAD  corkboard-django: caddy lists both colors: a reverse_proxy lists only port(s) 8000 of 8000 and 8001: " \
-           "the design's problem #1" in r.out
-    assert "what to do: list both colors in civic-band's Caddyfile template: `publicworks caddy --service corkboard-django`" in r.out
+    assert (
+        "BAD  corkboard-django: caddy routes both colors: a reverse_proxy lists only port(s) 8000: "
+        "the design's problem #1"
+    ) in r.out
+    assert "no reverse_proxy in Caddy's running config lists 127.0.0.1:8001 (green)" in r.out
+    assert "what to do: in civic-band's Caddyfile template, use `publicworks caddy --service corkboard-django`" in r.out
+    assert "reverse_proxy 127.0.0.1:8000 127.0.0.1:8001 {" in r.out
 
 
 def test_doctor_says_what_to_do_about_missing_files_and_an_unreachable_caddy(vps, tmp_path):
     vps.sh("mv corkboard/docker-compose.yml corkboard/docker-compose.yml.away")
     try:
-        r = pw("doctor", "--json", env=_config_with(tmp_path, caddy_admin='"localhost:2999"'))
+        r = pw("doctor", "--json", env=config_with(tmp_path, caddy_admin='"localhost:2999"'))
     finally:
         vps.sh("mv corkboard/docker-compose.yml.away corkboard/docker-compose.yml")
     assert r.code == 1
@@ -101,25 +120,28 @@ def test_deploys_and_rollbacks_never_change_caddys_running_config(vps, admin):
     assert admin.get(f"{ADMIN}/config/").json() == before
 
 
-def test_in_flight_requests_finish_before_their_color_stops(vps):
-    assert deploy("a1c0ffe").code == 0
-    poll(lambda: httpx.get(f"http://{VPS_IP}/", headers={"Host": SITES[CO]}, timeout=5).status_code == 200,
-         what="Caddy to serve blue")
+def test_in_flight_requests_finish_before_their_color_stops(vps, tmp_path):
+    env = config_with(tmp_path, stop_grace=40)  # longer than the request: it must finish, not be killed
+    assert deploy("a1c0ffe", env=env).code == 0
+    poll(
+        lambda: httpx.get(f"http://{VPS_IP}/", headers={"Host": SITES[CO]}, timeout=5).status_code == 200,
+        what="Caddy to serve blue",
+    )
     result: dict = {}
 
     def slow():
-        r = httpx.get(f"http://{VPS_IP}/cgi-bin/slow?8", headers={"Host": SITES[CO]}, timeout=30)
+        r = httpx.get(f"http://{VPS_IP}/cgi-bin/slow?25", headers={"Host": SITES[CO]}, timeout=60)
         result["answer"] = (r.status_code, r.text.strip())
 
     t = threading.Thread(target=slow)
     t.start()
     time.sleep(0.3)  # the request is in flight on blue
-    r = deploy("b2beef0")
+    r = deploy("b2beef0", env=env)
     t.join()
     assert r.code == 0, r.text
-    assert result["answer"] == (200, "slow request done after 8s by version=a1c0ffe color=blue")
-    switch = float(re.search(r"\[8/9\] switch.*?done in ([\d.]+)s", r.out, re.S).group(1))
-    assert switch >= 3  # blue's graceful stop waited for it (the deploy reaches the switch ~2.5 s in)
+    assert result["answer"] == (200, "slow request done after 25s by version=a1c0ffe color=blue")
+    stop = float(re.search(r"\[9/10\] stop.*?done in ([\d.]+)s", r.out, re.S).group(1))
+    assert stop > 0.5  # blue's graceful stop waited for the request in flight
 
 
 def test_zero_failed_requests_through_deploys_a_canary_rollback_and_a_rollback(vps):

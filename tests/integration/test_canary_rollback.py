@@ -5,20 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-from .conftest import answer, kill, poll, pw, pw_start
-from .test_deploy import _config_with, deploy
+from tests.support.sandbox import answer, canary_deploy, config_with, deploy, kill, poll, pw, wait_canary
 
 CO = "civic-observer"
 GREEN = "civic-observer-web-green-1"
 BLUE = "civic-observer-web-blue-1"
-
-
-def canary_deploy(version: str, seconds: int = 60, service: str = CO, env=None):
-    return pw_start("deploy", "--service", service, "--version", version, "--canary", str(seconds), env=env)
-
-
-def wait_canary(vps, service: str = CO) -> dict:
-    return poll(lambda: (vps.state(service) or {}).get("canary"), timeout=30, what="the canary to start")
 
 
 def test_during_a_canary_both_colors_answer_through_caddy_and_it_completes(vps):
@@ -28,8 +19,15 @@ def test_during_a_canary_both_colors_answer_through_caddy_and_it_completes(vps):
     assert (c["old"], c["new"]) == ({"color": "blue", "version": "a1c0ffe"}, {"color": "green", "version": "b2beef0"})
     assert c["ends_at"] > c["started_at"]
     seen: set[str] = set()
-    poll(lambda: seen.update({answer(CO).split(" color=")[0]}) or {"service=civic-observer version=a1c0ffe",
-         "service=civic-observer version=b2beef0"} <= seen, timeout=14, every=0.05, what="both colors through Caddy")
+    poll(
+        lambda: (
+            seen.update({answer(CO).split(" color=")[0]})
+            or {"service=civic-observer version=a1c0ffe", "service=civic-observer version=b2beef0"} <= seen
+        ),
+        timeout=14,
+        every=0.05,
+        what="both colors through Caddy",
+    )
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0, out
     assert "canary: 14s left" in out and "deployed civic-observer b2beef0 to green" in out
@@ -76,7 +74,9 @@ def test_inv_rollback_during_a_canary_takes_effect_within_seconds(vps):
     r = pw("rollback", "--service", CO)
     poll(lambda: GREEN not in vps.running(CO), timeout=10, every=0.05, what="green to stop")
     took = time.monotonic() - t0
-    print(f"inv rollback during a canary: green stopped {took:.2f}s after the call (rollback exited in {r.seconds:.2f}s)")
+    print(
+        f"inv rollback during a canary: green stopped {took:.2f}s after the call (rollback exited in {r.seconds:.2f}s)"
+    )
     assert r.code == 0, r.text
     assert "rollback requested" in r.out and "green (b2beef0) stopped; blue (a1c0ffe) serves" in r.out
     assert took < 6  # the goal is 3 s; generous here
@@ -98,7 +98,10 @@ def test_the_designs_marker_file_is_honoured_and_consumed(vps):
     assert p.returncode == 1 and "rollback requested by alice, by hand" in out
     assert took < 6
     assert vps.sh("ls -A civic-observer").split() == [
-        "docker-compose.blue.yml", "docker-compose.green.yml", "docker-compose.production-base.yml"]
+        "docker-compose.blue.yml",
+        "docker-compose.green.yml",
+        "docker-compose.production-base.yml",
+    ]
     assert GREEN not in vps.running(CO)
 
 
@@ -157,7 +160,10 @@ def test_rollback_after_a_completed_deploy_restores_the_previous_version_and_col
 def test_rollback_pulls_only_when_the_image_is_gone(vps):
     assert deploy("a1c0ffe", "corkboard-django").code == 0
     assert deploy("b2beef0", "corkboard-django").code == 0
-    vps.sh("docker rm -f corkboard-django-blue-1 >/dev/null && docker rmi 127.0.0.1:5000/corkboard-django:a1c0ffe >/dev/null")
+    vps.sh(
+        "docker rm -f corkboard-django-blue-1 >/dev/null && "
+        "docker rmi 127.0.0.1:5000/corkboard-django:a1c0ffe >/dev/null"
+    )
     r = pw("rollback", "--service", "corkboard-django")
     assert r.code == 0, r.text
     assert vps.running("corkboard")["corkboard-django-blue-1"] == "a1c0ffe"
@@ -194,7 +200,7 @@ def test_rollback_with_nothing_to_roll_back_to(vps):
 def test_a_failed_rollback_leaves_the_current_color_serving(vps, tmp_path):
     assert deploy("5103000").code == 0  # the slow starter: fine with 10 s to get ready
     assert deploy("a1c0ffe").code == 0
-    r = pw("rollback", "--service", CO, env=_config_with(tmp_path, ready_timeout=2))
+    r = pw("rollback", "--service", CO, env=config_with(tmp_path, ready_timeout=2))
     assert r.code == 1, r.text
     assert "ROLLBACK FAILED (health)" in r.out
     assert vps.running(CO)[GREEN] == "a1c0ffe" and BLUE not in vps.running(CO)

@@ -10,43 +10,53 @@ from pathlib import Path
 import pytest
 
 from publicworks import lock, remote
-
-from .conftest import ROOT, answer, kill, poll, pw, pw_env, pw_start, sshd_accepted
+from publicworks.errors import LockBusy
+from tests.support.sandbox import answer, config_with, deploy, kill, poll, pw, pw_start, sshd_accepted
 
 CO = "civic-observer"
-
-
-def deploy(version: str, service: str = CO, *extra: str, **kw):
-    return pw("deploy", "--service", service, "--version", version, "--canary", "0", *extra, **kw)
 
 
 def test_first_deploy_is_blue_then_the_second_switches_to_green(vps):
     r = deploy("a1c0ffe")
     assert r.code == 0, r.text
     assert vps.running("civic-observer") == {
-        "civic-observer-web-blue-1": "a1c0ffe", "civic-observer-worker-blue-1": "a1c0ffe", "civic-observer-db-1": "15"}
-    assert vps.get(8888) .startswith("service=civic-observer version=a1c0ffe color=blue")
+        "civic-observer-web-blue-1": "a1c0ffe",
+        "civic-observer-worker-blue-1": "a1c0ffe",
+        "civic-observer-db-1": "15",
+    }
+    assert vps.get(8888).startswith("service=civic-observer version=a1c0ffe color=blue")
     st = vps.state(CO)
     assert (st["active"], st["versions"]["blue"], st["previous"], st["canary"]) == ("blue", "a1c0ffe", None, None)
     poll(lambda: "version=a1c0ffe" in answer(CO), what="Caddy to route to blue")
 
     r = deploy("b2beef0")
     assert r.code == 0, r.text
-    assert re.search(r"deployed civic-observer b2beef0 to green \(port 8889\) in [\d.]+s; blue \(a1c0ffe\) stopped", r.out)
+    assert re.search(
+        r"deployed civic-observer b2beef0 to green \(port 8889\) in [\d.]+s; blue \(a1c0ffe\) stopped", r.out
+    )
     c = vps.containers("civic-observer")
-    assert c["civic-observer-web-green-1"]["state"] == "running" and c["civic-observer-web-green-1"]["version"] == "b2beef0"
+    assert (
+        c["civic-observer-web-green-1"]["state"] == "running"
+        and c["civic-observer-web-green-1"]["version"] == "b2beef0"
+    )
     assert c["civic-observer-web-blue-1"]["state"] == "exited"  # stopped, kept: the way back
     st = vps.state(CO)
     assert (st["active"], st["versions"], st["previous"]) == (
-        "green", {"blue": "a1c0ffe", "green": "b2beef0"}, {"color": "blue", "version": "a1c0ffe"})
+        "green",
+        {"blue": "a1c0ffe", "green": "b2beef0"},
+        {"color": "blue", "version": "a1c0ffe"},
+    )
     hist = vps.history()
     assert [h.split(" | ")[1:5] for h in hist] == [
-        ["civic-observer", "a1c0ffe", "success", "blue"], ["civic-observer", "b2beef0", "success", "green"]]
+        ["civic-observer", "a1c0ffe", "success", "blue"],
+        ["civic-observer", "b2beef0", "success", "green"],
+    ]
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \| ", hist[0]) and " | tests@runner | migrations=ran" in hist[0]
     poll(lambda: "version=b2beef0 color=green" in answer(CO), what="Caddy to route to green")
     # The output: numbered steps with durations.
-    for i, step in enumerate(["lock", "inspect", "pull", "migrate", "start", "health"], 1):
-        assert f"[{i}/9] {step}" in r.out
+    for i, step in enumerate(["lock", "inspect", "pull", "migrate", "start", "health", "switch"], 1):
+        assert f"[{i}/10] {step}" in r.out
+    assert re.search(r"Caddy saw green healthy [\d.]+s after it answered through the tunnel", r.out)
 
 
 def test_the_db_sidecar_keeps_its_container_across_deploys(vps):
@@ -77,7 +87,7 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(vps):
     r = deploy("dead500")
     assert r.code == 1, r.text
     assert "HTTP 500" in r.out and "last 50 log lines of green" in r.out
-    assert "FAILED: civic-observer dead500 not deployed (health); blue (a1c0ffe) still serving" in r.out
+    assert "FAILED: civic-observer dead500 not deployed (health). Now: blue (a1c0ffe) runs; green stopped" in r.out
     assert vps.state(CO) == state_before
     assert vps.running("civic-observer")["civic-observer-web-blue-1"] == "a1c0ffe"
     assert "civic-observer-web-green-1" not in vps.running("civic-observer")
@@ -101,21 +111,12 @@ def test_a_version_missing_from_the_registry_fails_at_pull(vps):
     assert vps.containers("civic-observer") == {} and vps.state(CO) is None
 
 
-def _config_with(tmp_path: Path, **changes: object) -> dict[str, str]:
-    text = (ROOT / "sandbox" / "services.toml").read_text()
-    for key, value in changes.items():
-        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
-    f = tmp_path / "services.toml"
-    f.write_text(text)
-    return pw_env(PUBLICWORKS_CONFIG=str(f))
-
-
 def test_a_slow_starter_passes_its_ready_timeout_and_fails_a_shorter_one(vps, tmp_path):
     r = deploy("5103000")  # starts answering after ~6 s; ready_timeout is 20 s
     assert r.code == 0, r.text
     assert re.search(r"(\d+) probe\(s\) in ([\d.]+)s", r.out)
     assert float(re.search(r"probe\(s\) in ([\d.]+)s", r.out).group(1)) >= 5
-    r = deploy("5103000", env=_config_with(tmp_path, ready_timeout=2))
+    r = deploy("5103000", env=config_with(tmp_path, ready_timeout=2))
     assert r.code == 1 and "within 2s" in r.text
     assert vps.state(CO)["active"] == "blue"
 
@@ -157,7 +158,9 @@ def test_sigkill_of_a_deploy_frees_the_lock_within_5s(vps, server):
     assert vps.running("civic-observer")["civic-observer-web-blue-1"] == "a1c0ffe"  # old still serving
     r = deploy("b2beef0")
     assert r.code == 0, r.text
-    assert vps.state(CO)["active"] == "green" and vps.running("civic-observer")["civic-observer-web-green-1"] == "b2beef0"
+    assert (
+        vps.state(CO)["active"] == "green" and vps.running("civic-observer")["civic-observer-web-green-1"] == "b2beef0"
+    )
 
 
 def test_sigterm_before_healthy_stops_the_new_color_and_frees_the_lock(vps):
@@ -167,9 +170,12 @@ def test_sigterm_before_healthy_stops_the_new_color_and_frees_the_lock(vps):
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 1, out
-    assert "interrupted (SIGTERM)" in out and "blue (a1c0ffe) still serving" in out
-    assert vps.running("civic-observer").keys() == {"civic-observer-web-blue-1", "civic-observer-worker-blue-1",
-                                                     "civic-observer-db-1"}
+    assert "interrupted (SIGTERM)" in out and "Now: blue (a1c0ffe) runs; green stopped" in out
+    assert vps.running("civic-observer").keys() == {
+        "civic-observer-web-blue-1",
+        "civic-observer-worker-blue-1",
+        "civic-observer-db-1",
+    }
     assert deploy("b2beef0").code == 0  # the lock is free
 
 
@@ -194,10 +200,12 @@ def test_dry_run_prints_the_plan_and_changes_nothing(vps):
     r = pw("deploy", "--service", CO, "--version", "b2beef0", "--dry-run")
     assert r.code == 0, r.text
     assert "target: green on port 8889" in r.out and "serving now: blue (a1c0ffe) on port 8888" in r.out
-    assert ("$ env IMAGE_TAG=b2beef0 docker compose --project-directory /home/deploy/civic-observer -p civic-observer"
-            " -f /home/deploy/civic-observer/docker-compose.production-base.yml"
-            " -f /home/deploy/civic-observer/docker-compose.green.yml up -d --pull missing web-green worker-green") in r.out
-    assert "stop -t 10 web-blue worker-blue" in r.out
+    assert (
+        "$ env IMAGE_TAG=b2beef0 docker compose --project-directory /home/deploy/civic-observer -p civic-observer"
+        " -f /home/deploy/civic-observer/docker-compose.production-base.yml"
+        " -f /home/deploy/civic-observer/docker-compose.green.yml up -d --pull missing -- web-green worker-green"
+    ) in r.out
+    assert "stop -t 10 -- web-blue worker-blue" in r.out
     assert (vps.containers(), vps.state(CO), vps.history()) == before
 
 
@@ -206,7 +214,7 @@ def test_one_deploy_opens_exactly_one_ssh_connection(vps):
     before = sshd_accepted()
     r = deploy("b2beef0", "civic-observer", "-v")
     assert r.code == 0
-    assert "$ env IMAGE_TAG=b2beef0 docker compose" in r.out  # -v shows each remote command
+    assert "IMAGE_TAG=b2beef0 docker compose" in r.out  # -v shows each remote command
     assert sshd_accepted() - before == 1
 
 
@@ -225,7 +233,7 @@ def test_the_lock_refuses_every_contender_while_held(sandbox, server):
         with lock.Lock(a, server.lock_file, lock.me("deploy", CO, "v1", "first")) as held:
             held.acquire()
             for i in range(20):
-                with pytest.raises(lock.LockBusy, match="deploy of civic-observer v1 by first"):
+                with pytest.raises(LockBusy, match="deploy of civic-observer v1 by first"):
                     lock.Lock(b, server.lock_file, lock.me("deploy", CO, f"v{i}", "second")).acquire()
         second = lock.Lock(b, server.lock_file, lock.me("deploy", CO, "v2", "second"))
         second.acquire()  # released by the with-block: free again at once
@@ -248,8 +256,12 @@ def test_a_half_open_connection_frees_the_lock_after_the_missed_heartbeats(sandb
     try:
         subprocess.run(ns + ["-I", "INPUT", *rule], check=True)
         t0 = time.monotonic()
-        poll(lambda: not lock.probe(watcher, server.lock_file).held, timeout=40, every=0.5,
-             what="the server to free the lock of a vanished holder")
+        poll(
+            lambda: not lock.probe(watcher, server.lock_file).held,
+            timeout=40,
+            every=0.5,
+            what="the server to free the lock of a vanished holder",
+        )
         print(f"half-open holder: lock freed after {time.monotonic() - t0:.1f}s")
         assert time.monotonic() - t0 > 15  # not before the heartbeat deadline (20 s)
     finally:

@@ -15,8 +15,7 @@ from fabric import Config, Connection
 
 from publicworks import config, remote
 from publicworks.commands import Command
-
-from .conftest import ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
+from tests.support.sandbox import ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
 
 
 def test_ssh_as_deploy_in_the_docker_group_with_the_pinned_key(sandbox, server):
@@ -30,7 +29,7 @@ def test_ssh_as_deploy_in_the_docker_group_with_the_pinned_key(sandbox, server):
         r.close()
 
 
-def _ssh_config_with(tmp_path, known_hosts_text: str):
+def _sshconfig_with(tmp_path, known_hosts_text: str):
     kh = tmp_path / "known_hosts"
     kh.write_text(known_hosts_text)
     cfg = tmp_path / "ssh_config"
@@ -41,20 +40,36 @@ def _ssh_config_with(tmp_path, known_hosts_text: str):
 def test_a_changed_host_key_is_refused(sandbox, tmp_path):
     fake = tmp_path / "fake"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(fake)], check=True)
-    cfg = _ssh_config_with(tmp_path, f"{VPS_IP} {' '.join(fake.with_suffix('.pub').read_text().split()[:2])}\n")
-    r = pw("deploy", "--service", "civic-observer", "--version", "a1c0ffe", "--dry-run",
-           env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)))
+    cfg = _sshconfig_with(tmp_path, f"{VPS_IP} {' '.join(fake.with_suffix('.pub').read_text().split()[:2])}\n")
+    r = pw(
+        "deploy",
+        "--service",
+        "civic-observer",
+        "--version",
+        "a1c0ffe",
+        "--dry-run",
+        env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)),
+    )
     assert r.code == 2, r.text
-    assert "REFUSED: the host key of 10.200.0.2 changed" in r.err
+    assert "REFUSED: the host key of 10.200.0.2 changed (got ssh-ed25519 SHA256:" in r.err
     # OpenSSH agrees: the pinned key is what both clients check.
-    p = subprocess.run(["ssh", "-F", str(cfg), "-o", "BatchMode=yes", "sandbox-vps", "true"], capture_output=True, text=True)
+    p = subprocess.run(
+        ["ssh", "-F", str(cfg), "-o", "BatchMode=yes", "sandbox-vps", "true"], capture_output=True, text=True
+    )
     assert p.returncode == 255 and "HOST IDENTIFICATION HAS CHANGED" in p.stderr
 
 
 def test_an_unknown_host_key_is_refused_not_added(sandbox, tmp_path):
-    cfg = _ssh_config_with(tmp_path, "")
-    r = pw("deploy", "--service", "civic-observer", "--version", "a1c0ffe", "--dry-run",
-           env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)))
+    cfg = _sshconfig_with(tmp_path, "")
+    r = pw(
+        "deploy",
+        "--service",
+        "civic-observer",
+        "--version",
+        "a1c0ffe",
+        "--dry-run",
+        env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)),
+    )
     assert r.code == 2 and "is not in" in r.err and "never trusts an unknown host key" in r.err
     assert (tmp_path / "known_hosts").read_text() == ""
 
@@ -75,11 +90,13 @@ def test_a_port_on_the_vps_loopback_is_reachable_only_through_the_tunnel(vps):
         local = s.getsockname()[1]
     try:
         with conn.forward_local(local, remote_port=18080, remote_host="127.0.0.1", local_host="127.0.0.1"):
+
             def ok():
                 try:
                     return httpx.get(f"http://127.0.0.1:{local}/health/", timeout=3, trust_env=False).status_code == 200
                 except httpx.HTTPError:
                     return False
+
             deadline = time.monotonic() + 15
             while not ok():
                 assert time.monotonic() < deadline, "no answer through the Fabric tunnel"
@@ -94,13 +111,21 @@ def test_registry_push_from_the_runner_then_pull_on_the_vps(vps, tmp_path):
     shutil.copytree(ROOT / "sandbox" / "app" / "rootfs", ctx / "rootfs", symlinks=True)
     shutil.copy(ROOT / "sandbox" / "app" / "Dockerfile", ctx)
     shutil.copy("/bin/busybox", ctx / "busybox")
-    subprocess.run(["docker", "build", "-q", "--build-arg", f"VERSION={tag}", "-t", f"pushtest:{tag}", str(ctx)],
-                   check=True, capture_output=True)
-    subprocess.run([str(ROOT / "sandbox" / "sandbox"), "push", f"pushtest:{tag}", f"civic-observer:{tag}"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "build", "-q", "--build-arg", f"VERSION={tag}", "-t", f"pushtest:{tag}", str(ctx)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [str(ROOT / "sandbox" / "sandbox"), "push", f"pushtest:{tag}", f"civic-observer:{tag}"],
+        check=True,
+        capture_output=True,
+    )
     assert tag not in vps.sh("docker images --format '{{.Tag}}'")
     vps.sh(f"docker pull -q 127.0.0.1:5000/civic-observer:{tag}")
-    env = json.loads(vps.sh(f"docker image inspect 127.0.0.1:5000/civic-observer:{tag} --format '{{{{json .Config.Env}}}}'"))
+    env = json.loads(
+        vps.sh(f"docker image inspect 127.0.0.1:5000/civic-observer:{tag} --format '{{{{json .Config.Env}}}}'")
+    )
     assert f"APP_VERSION={tag}" in env
     vps.sh(f"docker rmi -f 127.0.0.1:5000/civic-observer:{tag} >/dev/null")
 

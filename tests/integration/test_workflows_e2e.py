@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import ROOT, SB, VPS_IP, pw, pw_env
+from tests.support.sandbox import ROOT, SB, VPS_IP, pw, pw_env
 
 CO = "civic-observer"
 
@@ -24,19 +24,27 @@ def _substitute(value: str, inputs: dict, secrets: dict) -> str:
     return re.sub(r"\$\{\{\s*(inputs|secrets)\.([\w-]+)\s*\}\}", one, str(value))
 
 
-def run_workflow_steps(path: Path, workdir: Path, inputs: dict, secrets: dict, skip: set[str]) -> list[subprocess.CompletedProcess]:
+def run_workflow_steps(
+    path: Path, workdir: Path, inputs: dict, secrets: dict, skip: set[str]
+) -> list[subprocess.CompletedProcess]:
     """Run a workflow's `run:` steps the way the runner would: bash -eo pipefail, step env with the
     inputs and secrets filled in, $GITHUB_ENV carried to later steps, $RUNNER_TEMP."""
     wf = yaml.safe_load(path.read_text())
     job = next(iter(wf["jobs"].values()))
-    defaults = {k: _substitute(v["default"], {}, {}) for k, v in wf[True]["workflow_call"]["inputs"].items() if "default" in v}
+    defaults = {
+        k: _substitute(v["default"], {}, {}) for k, v in wf[True]["workflow_call"]["inputs"].items() if "default" in v
+    }
     inputs = {**defaults, **inputs}
     runner_temp = workdir / "runner-temp"
     runner_temp.mkdir()
     github_env = workdir / "github-env"
     github_env.touch()
-    env = {**pw_env(), "RUNNER_TEMP": str(runner_temp), "GITHUB_ENV": str(github_env),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **pw_env(),
+        "RUNNER_TEMP": str(runner_temp),
+        "GITHUB_ENV": str(github_env),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     for k in ("PUBLICWORKS_CONFIG", "PUBLICWORKS_SSH_CONFIG", "PUBLICWORKS_HOST"):
         env.pop(k)  # the workflow sets these itself
     results = []
@@ -49,8 +57,16 @@ def run_workflow_steps(path: Path, workdir: Path, inputs: dict, secrets: dict, s
             step_env[key] = value
         script = workdir / "step.sh"
         script.write_text(step["run"])
-        results.append(subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-                                      cwd=workdir, env=step_env, capture_output=True, text=True, timeout=300))
+        results.append(
+            subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                cwd=workdir,
+                env=step_env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        )
         assert results[-1].returncode == 0 or step is job["steps"][-2], results[-1].stdout + results[-1].stderr
     return results
 
@@ -64,8 +80,9 @@ def test_the_deploy_workflows_command_deploys_to_the_sandbox(vps, tmp_path):
         "slack-webhook": "",
     }
     inputs = {"service": CO, "version": "a1c0ffe", "canary": "0", "config": "sandbox/services.toml"}
-    results = run_workflow_steps(ROOT / ".github" / "workflows" / "deploy.yml", tmp_path, inputs, secrets,
-                                 skip={"Install public-works"})
+    results = run_workflow_steps(
+        ROOT / ".github" / "workflows" / "deploy.yml", tmp_path, inputs, secrets, skip={"Install public-works"}
+    )
     deploy_step = results[1]
     assert deploy_step.returncode == 0, deploy_step.stdout + deploy_step.stderr
     assert "deployed civic-observer a1c0ffe to blue" in deploy_step.stdout
@@ -90,8 +107,7 @@ def _laptop_home(tmp_path: Path, identity: bool) -> Path:
         "Host civic-vps\n"
         f"  HostName {VPS_IP}\n"
         "  User deploy\n"
-        "  Port 2222\n"
-        + (f"  IdentityFile {ssh / 'civic_deploy'}\n" if identity else "")
+        "  Port 2222\n" + (f"  IdentityFile {ssh / 'civic_deploy'}\n" if identity else "")
     )
     return home
 
@@ -126,8 +142,12 @@ def test_a_laptop_with_its_key_in_ssh_agent(vps, tmp_path):
     sock = re.search(r"SSH_AUTH_SOCK=([^;]+);", agent).group(1)
     pid = re.search(r"SSH_AGENT_PID=(\d+);", agent).group(1)
     try:
-        subprocess.run(["ssh-add", str(home / ".ssh" / "civic_deploy")], env={**os.environ, "SSH_AUTH_SOCK": sock},
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["ssh-add", str(home / ".ssh" / "civic_deploy")],
+            env={**os.environ, "SSH_AUTH_SOCK": sock},
+            check=True,
+            capture_output=True,
+        )
         (home / ".ssh" / "civic_deploy").unlink()  # only the agent has it now
         r = pw("status", "--service", CO, env=_laptop_env(home, tmp_path, SSH_AUTH_SOCK=sock))
         assert r.code == 0, r.text

@@ -2,21 +2,74 @@
 
 from publicworks import caddy
 
-RUNNING = {"apps": {"http": {"servers": {"srv0": {"routes": [
-    {"match": [{"host": ["civic.observer"]}], "handle": [{"handler": "subroute", "routes": [{"handle": [
-        {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:8888"}, {"dial": "127.0.0.1:8889"}],
-         "health_checks": {"active": {"interval": 2000000000, "uri": "/health/"}}}]}]}]},
-    {"match": [{"host": ["django.civic.band"]}], "handle": [{"handler": "subroute", "routes": [{"handle": [
-        {"handler": "reverse_proxy", "upstreams": [{"dial": "localhost:8000"}]}]}]}]},
-]}}}}}
+RUNNING = {
+    "apps": {
+        "http": {
+            "servers": {
+                "srv0": {
+                    "routes": [
+                        {
+                            "match": [{"host": ["civic.observer"]}],
+                            "handle": [
+                                {
+                                    "handler": "subroute",
+                                    "routes": [
+                                        {
+                                            "handle": [
+                                                {
+                                                    "handler": "reverse_proxy",
+                                                    "upstreams": [
+                                                        {"dial": "127.0.0.1:8888"},
+                                                        {"dial": "127.0.0.1:8889"},
+                                                    ],
+                                                    "health_checks": {
+                                                        "active": {"interval": 2000000000, "uri": "/health/"}
+                                                    },
+                                                }
+                                            ]
+                                        }
+                                    ],
+                                }
+                            ],
+                        },
+                        {
+                            "match": [{"host": ["django.civic.band"]}],
+                            "handle": [
+                                {
+                                    "handler": "subroute",
+                                    "routes": [
+                                        {
+                                            "handle": [
+                                                {"handler": "reverse_proxy", "upstreams": [{"dial": "localhost:8000"}]}
+                                            ]
+                                        }
+                                    ],
+                                }
+                            ],
+                        },
+                    ]
+                }
+            }
+        }
+    }
+}
 
 
 def test_render_prints_the_snippet_and_both_colors_per_service(cfg):
     text = caddy.render(cfg)
     assert text.splitlines()[3:11] == [
-        "(health-proxy) {", "\tlb_policy cookie", "\tlb_try_duration 5s", "\tlb_try_interval 250ms",
-        "\thealth_uri /health/", "\thealth_interval 2s", "\thealth_timeout 2s", "}"]
-    assert "(civic-observer) {\n\treverse_proxy 127.0.0.1:8888 127.0.0.1:8889 {\n\t\timport health-proxy\n\t}\n}" in text
+        "(health-proxy) {",
+        "\tlb_policy cookie",
+        "\tlb_try_duration 5s",
+        "\tlb_try_interval 250ms",
+        "\thealth_uri /health/",
+        "\thealth_interval 2s",
+        "\thealth_timeout 2s",
+        "}",
+    ]
+    assert (
+        "(civic-observer) {\n\treverse_proxy 127.0.0.1:8888 127.0.0.1:8889 {\n\t\timport health-proxy\n\t}\n}" in text
+    )
     assert "reverse_proxy 127.0.0.1:40001 127.0.0.1:40002 {" in text
     assert "lb_retries" not in text
 
@@ -30,7 +83,8 @@ def test_handlers_and_service_matching(cfg):
     hs = caddy.handlers(RUNNING)
     assert [h.url for h in hs] == [
         "/config/apps/http/servers/srv0/routes/0/handle/0/routes/0/handle/0",
-        "/config/apps/http/servers/srv0/routes/1/handle/0/routes/0/handle/0"]
+        "/config/apps/http/servers/srv0/routes/1/handle/0/routes/0/handle/0",
+    ]
     both, one = caddy.service_handlers(RUNNING, cfg.services["civic-observer"])
     assert (len(both), one) == (1, [])
     both, one = caddy.service_handlers(RUNNING, cfg.services["corkboard-django"])
@@ -40,7 +94,12 @@ def test_handlers_and_service_matching(cfg):
 
 def test_port_of_only_loopback_dials():
     assert [caddy.port_of(d) for d in ("127.0.0.1:8888", "localhost:8000", "[::1]:9", "10.0.0.1:8888", "x")] == [
-        8888, 8000, 9, None, None]
+        8888,
+        8000,
+        9,
+        None,
+        None,
+    ]
 
 
 def test_health_interval_of_a_service_from_the_running_config(cfg):

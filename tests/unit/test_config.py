@@ -22,15 +22,15 @@ ports = { blue = 8000, green = 8001 }
 """
 
 
-def err(text: str, env: dict | None = None) -> str:
+def err(text: str) -> str:
     with pytest.raises(ConfigError) as e:
-        parse(text, env=env or {})
+        parse(text)
     return str(e.value)
 
 
 def test_the_real_services_toml_has_the_designs_three_services():
     cfg = config.load(ROOT / "services.toml")
-    assert cfg.server.lock_file == "/tmp/civic-deploy.lock"
+    assert cfg.server.lock_file == "/home/deploy/.publicworks/deploy.lock"  # only the deploy user writes there
     assert cfg.server.history_file == "/home/deploy/deploy-history.log"
     co = cfg.services["civic-observer"]
     assert (co.ports, co.dir) == ({"blue": 8888, "green": 8889}, "/home/deploy/civic-observer")
@@ -42,35 +42,53 @@ def test_the_real_services_toml_has_the_designs_three_services():
     assert cfg.services["corkboard-datasette"].ports == {"blue": 40001, "green": 40002}
     assert {cfg.services[s].project for s in ("corkboard-django", "corkboard-datasette")} == {"corkboard"}
     assert co.health_path == "/health/" and co.version_env == "IMAGE_TAG" and co.canary_seconds == 600
+    assert all(s.behind_caddy for s in cfg.services.values())
 
 
 def test_the_sandbox_services_toml_loads():
     assert set(config.load(ROOT / "sandbox" / "services.toml").services) == {
-        "civic-observer", "corkboard-django", "corkboard-datasette"}
+        "civic-observer",
+        "corkboard-django",
+        "corkboard-datasette",
+    }
 
 
 def test_defaults_apply():
-    svc = parse(GOOD, env={}).services["web"]
+    cfg = parse(GOOD)
+    svc = cfg.services["web"]
     assert (svc.health_path, svc.version_env, svc.migrate, svc.canary_seconds, svc.canary_failures) == (
-        "/health/", "IMAGE_TAG", (), 600.0, 3)
+        "/health/",
+        "IMAGE_TAG",
+        (),
+        600.0,
+        3,
+    )
+    assert (cfg.server.lock_timeout, cfg.server.heartbeat, cfg.server.ssh_timeout) == (20.0, 5.0, 15.0)
 
 
 def test_unknown_key():
     assert err(GOOD + 'colour = "x"\n') == (
         "services.web.colour: unknown key (known: dir, project, compose_files, units, ports, health_path, "
         "version_env, migrate, ready_timeout, canary_seconds, canary_failures, canary_probe_interval, "
-        "stop_grace)")
+        "stop_grace, behind_caddy)"
+    )
 
 
 def test_unknown_top_level_and_server_keys():
     assert err(GOOD + "[extra]\n").startswith("extra: unknown key")
-    assert err(GOOD.replace('host = "vps.example"', 'host = "x"\nlockfile = "/x"')).startswith("server.lockfile: unknown key")
+    assert err(GOOD.replace('host = "vps.example"', 'host = "x"\nlockfile = "/x"')).startswith(
+        "server.lockfile: unknown key"
+    )
 
 
 def test_wrong_type_names_the_key_path():
     assert err(GOOD.replace("green = 8001", 'green = "8001"')) == "services.web.ports.green: expected an integer"
-    assert err(GOOD.replace('units = ["web-{color}"]', 'units = "web-{color}"')) == "services.web.units: expected a list of strings"
+    assert (
+        err(GOOD.replace('units = ["web-{color}"]', 'units = "web-{color}"'))
+        == "services.web.units: expected a list of strings"
+    )
     assert err(GOOD + "ready_timeout = true\n") == "services.web.ready_timeout: expected a number"
+    assert err(GOOD + "behind_caddy = 1\n") == "services.web.behind_caddy: expected true or false"
 
 
 def test_missing_color():
@@ -79,11 +97,15 @@ def test_missing_color():
 
 def test_unknown_color():
     assert err(GOOD.replace("green = 8001", "green = 8001, red = 8002")) == (
-        "services.web.ports.red: unknown color (colors are blue and green)")
+        "services.web.ports.red: unknown color (colors are blue and green)"
+    )
 
 
 def test_port_used_twice():
-    text = GOOD + '\n[services.api]\ndir = "/a"\nproject = "api"\ncompose_files = ["c.yml"]\nunits = ["a-{color}"]\nports = { blue = 9000, green = 8001 }\n'
+    text = (
+        GOOD + '\n[services.api]\ndir = "/a"\nproject = "api"\ncompose_files = ["c.yml"]\n'
+        'units = ["a-{color}"]\nports = { blue = 9000, green = 8001 }\n'
+    )
     assert err(text) == "services.api.ports.green: port 8001 is already used by services.web.ports.green"
 
 
@@ -97,17 +119,66 @@ def test_unit_without_color_placeholder():
 
 
 def test_units_sharing_a_project_must_be_disjoint():
-    text = GOOD + '\n[services.web2]\ndir = "/a"\nproject = "web"\ncompose_files = ["c.yml"]\nunits = ["web-{color}"]\nports = { blue = 9000, green = 9001 }\n'
+    text = (
+        GOOD + '\n[services.web2]\ndir = "/a"\nproject = "web"\ncompose_files = ["c.yml"]\n'
+        'units = ["web-{color}"]\nports = { blue = 9000, green = 9001 }\n'
+    )
     assert err(text) == "services.web2.units: 'web-blue' is also a unit of services.web (same compose project 'web')"
 
 
 def test_relative_paths_and_bad_values():
     assert err(GOOD.replace('dir = "/home/deploy/web"', 'dir = "web"')) == "services.web.dir: must be an absolute path"
-    assert err(GOOD + 'health_path = "health"\n') == "services.web.health_path: must start with '/'"
+    assert err(GOOD + 'health_path = "health"\n').startswith("services.web.health_path: must start with '/'")
     assert err(GOOD + 'version_env = "IMAGE-TAG"\n') == "services.web.version_env: not an environment variable name"
-    assert err(GOOD + "ready_timeout = 0\n") == "services.web.ready_timeout: must be > 0"
+    assert err(GOOD + "ready_timeout = 0\n") == "services.web.ready_timeout: must be > 0 and <= 3600, got 0"
     assert err(GOOD + 'migrate = "python \'unclosed"\n').startswith("services.web.migrate:")
     assert err(GOOD.replace("green = 8001", "green = 70000")) == "services.web.ports.green: 70000 is not a TCP port"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e12"])
+def test_numbers_must_be_finite_and_bounded(value):
+    assert err(GOOD + f"ready_timeout = {value}\n").startswith("services.web.ready_timeout: must be")
+    assert err(GOOD + f"canary_seconds = {value}\n").startswith("services.web.canary_seconds: must be")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            'compose_files = ["docker-compose.{colour}.yml"]',
+            "services.web.compose_files[0]: 'docker-compose.{colour}.yml': only {color} may appear in braces",
+        ),
+        ('units = ["-rm-{color}"]', "services.web.units[0]: '-rm-{color}' is not a compose service name"),
+        ('units = ["web-{color}\\n"]', "services.web.units[0]: 'web-{color}\\n' is not a compose service name"),
+        ('health_path = "/health/\\r\\nX: y"', "services.web.health_path: must start with '/' and hold only printable"),
+        ('project = "p\\n"', "services.web.project: a compose project name"),
+    ],
+)
+def test_values_that_would_fail_only_at_deploy_time_fail_now(line, message):
+    key = line.split(" =")[0]
+    text = "\n".join(ln for ln in GOOD.splitlines() if not ln.startswith(key + " ")) + "\n" + line + "\n"
+    assert err(text).startswith(message)
+
+
+def test_server_paths_and_addresses_are_checked():
+    def server(line: str) -> str:
+        return err(GOOD.replace('host = "vps.example"', f'host = "vps.example"\n{line}'))
+
+    assert server('history_file = "/../../etc/passwd"').startswith("server.history_file: must be a normalised path")
+    assert server('state_dir = "/home//deploy"').startswith("server.state_dir: must be a normalised path")
+    assert server('caddy_admin = "localhost"') == (
+        "server.caddy_admin: expected host:port of Caddy's admin API, e.g. localhost:2019; got 'localhost'"
+    )
+    assert server("lock_timeout = 1") == "server.lock_timeout: must be >= 2 and <= 3600, got 1"
+    assert err(GOOD.replace('host = "vps.example"', 'host = "root@vps"')).startswith(
+        "server.host: 'root@vps' is not a host"
+    )
+
+
+def test_caddy_admin_is_required_while_a_service_is_behind_caddy():
+    text = GOOD.replace('host = "vps.example"', 'host = "vps.example"\ncaddy_admin = ""')
+    assert err(text).startswith("server.caddy_admin: required, because web is behind Caddy")
+    assert parse(text + "behind_caddy = false\n").services["web"].behind_caddy is False
 
 
 def test_not_toml():
@@ -116,12 +187,6 @@ def test_not_toml():
 
 def test_no_services():
     assert err('[server]\nhost = "x"\n') == "services: at least one [services.NAME] table is required"
-
-
-def test_environment_overrides_the_server():
-    cfg = parse(GOOD, env={"PUBLICWORKS_HOST": "10.0.0.9", "PUBLICWORKS_USER": "ops", "PUBLICWORKS_PORT": "2222"})
-    assert (cfg.server.host, cfg.server.user, cfg.server.port) == ("10.0.0.9", "ops", 2222)
-    assert err(GOOD, env={"PUBLICWORKS_PORT": "ssh"}) == "PUBLICWORKS_PORT: expected an integer, got 'ssh'"
 
 
 def test_publicworks_config_points_elsewhere(tmp_path, monkeypatch):
@@ -136,7 +201,7 @@ def test_publicworks_config_points_elsewhere(tmp_path, monkeypatch):
 
 def test_unknown_service_lists_the_known_ones():
     with pytest.raises(ConfigError, match="unknown service 'nope'.*knows: web"):
-        parse(GOOD, env={}).service("nope")
+        parse(GOOD).service("nope")
 
 
 @pytest.mark.parametrize("good", ["abc123", "a1c0ffe", "v1.2.3", "_x", "A" * 128, "1.0-rc_1"])
@@ -151,5 +216,5 @@ def test_invalid_versions(bad):
 
 
 def test_caddy_durations_are_checked():
-    text = GOOD.replace('[server]', '[caddy]\nhealth_interval = "2 seconds"\n\n[server]')
+    text = GOOD.replace("[server]", '[caddy]\nhealth_interval = "2 seconds"\n\n[server]')
     assert err(text) == "caddy.health_interval: expected a duration like 2s or 250ms, got '2 seconds'"

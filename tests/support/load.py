@@ -55,15 +55,18 @@ class Report:
             key = str(s.status) if s.status is not None else (s.error or "error")
             kinds[key] = kinds.get(key, 0) + 1
         cookie = sum(1 for s in xs if s.cookie)
-        return (f"{len(xs)} requests ({cookie} with a cookie), {len(bad)} failed {kinds or ''}, "
-                f"p99 {self.p99(xs) * 1000:.0f} ms, slowest {self.slowest(xs) * 1000:.0f} ms").replace(" {}", "")
+        return (
+            f"{len(xs)} requests ({cookie} with a cookie), {len(bad)} failed {kinds or ''}, "
+            f"p99 {self.p99(xs) * 1000:.0f} ms, slowest {self.slowest(xs) * 1000:.0f} ms"
+        ).replace(" {}", "")
 
 
 class Load:
     """`clients` threads sending `rate` requests per second in all to `url` with Host `host`."""
 
-    def __init__(self, url: str, host: str, clients: int = 10, cookie_clients: int = 5, rate: float = 200,
-                 timeout: float = 15) -> None:
+    def __init__(
+        self, url: str, host: str, clients: int = 10, cookie_clients: int = 5, rate: float = 200, timeout: float = 15
+    ) -> None:
         self.url, self.host, self.timeout = url, host, timeout
         self.clients, self.cookie_clients = clients, cookie_clients
         self.interval = clients / rate
@@ -97,7 +100,7 @@ class Load:
     def mark(self, label: str) -> None:
         self.marks.append((time.monotonic() - self.t0, label))
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self.t0 = time.monotonic()
         for n in range(self.clients):
             th = threading.Thread(target=self._client, args=(n,), daemon=True)

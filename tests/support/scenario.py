@@ -11,8 +11,8 @@ import time
 
 import httpx
 
-from bench.loadgen import Load, Report
-from tests.integration.conftest import SITES, VPS_IP, VPS, poll, pw, pw_start
+from tests.support.load import Load, Report
+from tests.support.sandbox import SITES, VPS, VPS_IP, poll, pw, pw_start
 
 SERVICE = "civic-observer"
 
@@ -25,17 +25,22 @@ def _deploy(version: str, canary: int = 0) -> None:
 def switches_under_load(vps: VPS, rate: float = 250, total: int = 12_000) -> Report:
     vps.clean()
     _deploy("a1c0ffe")
-    poll(lambda: httpx.get(f"http://{VPS_IP}/", headers={"Host": SITES[SERVICE]}, timeout=5,
-                           trust_env=False).status_code == 200, what="Caddy to serve blue")
+    poll(
+        lambda: (
+            httpx.get(f"http://{VPS_IP}/", headers={"Host": SITES[SERVICE]}, timeout=5, trust_env=False).status_code
+            == 200
+        ),
+        what="Caddy to serve blue",
+    )
     with Load(f"http://{VPS_IP}/", SITES[SERVICE], clients=10, cookie_clients=5, rate=rate) as load:
         time.sleep(4)
         load.mark("deploy")
-        _deploy("b2beef0")                                   # cookie clients were all pinned to blue
+        _deploy("b2beef0")  # cookie clients were all pinned to blue
         time.sleep(4)
         load.mark("canary rollback")
         p = pw_start("deploy", "--service", SERVICE, "--version", "c3d00d0", "--canary", "60")
         poll(lambda: (vps.state(SERVICE) or {}).get("canary"), timeout=30, what="the canary")
-        time.sleep(5)                                        # both serve; new users land on blue too
+        time.sleep(5)  # both serve; new users land on blue too
         assert pw("rollback", "--service", SERVICE).code == 0  # stops blue during its canary
         assert p.wait(timeout=60) == 1
         time.sleep(4)
@@ -52,5 +57,7 @@ def switches_under_load(vps: VPS, rate: float = 250, total: int = 12_000) -> Rep
 def windows(report: Report) -> dict[str, list]:
     """Each switch from its start to the next one's: its aftermath (Caddy catching up) included."""
     marks = report.marks
-    return {label: [s for s in report.samples if start <= s.t < end]
-            for (start, label), (end, _) in zip(marks, marks[1:])}
+    return {
+        label: [s for s in report.samples if start <= s.t < end]
+        for (start, label), (end, _) in zip(marks, marks[1:], strict=False)
+    }
