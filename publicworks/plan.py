@@ -189,6 +189,17 @@ def _successes(entries: list[Entry]) -> dict[str, int]:
     return {e.version: i for i, e in enumerate(entries) if e.status == "success" and e.parsed}
 
 
+def _served(entries: list[Entry]) -> dict[str, int]:
+    """version -> position where it last served: deployed, brought back, or rolled back from (it served until then)."""
+    out: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.status in ("success", "rollback"):
+            out[e.version] = i
+        if e.status == "rollback" and ":" in e.fields.get("from", ""):
+            out[e.fields["from"].split(":", 1)[1]] = i
+    return out
+
+
 def _migrations_after(entries: list[Entry], version: str) -> list[str]:
     """Versions whose deploy ran migrations after `version` last served (a failed deploy that migrated counts)."""
     served = [i for i, e in enumerate(entries) if e.version == version and e.status in ("success", "rollback")]
@@ -202,7 +213,8 @@ def _migrations_after(entries: list[Entry], version: str) -> list[str]:
 
 
 def _choices(entries: list[Entry], current: str | None, bad: dict[str, str]) -> str:
-    listed = [v for v in sorted(_successes(entries), key=_successes(entries).__getitem__, reverse=True) if v != current]
+    served = _served(entries)
+    listed = [v for v in sorted(served, key=served.__getitem__, reverse=True) if v != current]
     if not listed:
         return "the history has no other version of this service"
     return "--to could name: " + ", ".join(f"{v} (rejected: {bad[v]})" if v in bad else v for v in listed)
@@ -224,7 +236,7 @@ def rollback_plan(
     if to is not None:
         if to == current:
             return Refusal(f"{to} is what already serves (on {d.serving}); nothing to roll back")
-        if not any(e.version == to and e.status in ("success", "rollback") for e in entries):
+        if to not in _served(entries):
             return Refusal(
                 f"{to} never served {svc.name} (not in its history); deploy it with `publicworks deploy` "
                 f"instead. {_choices(entries, current, bad)}"

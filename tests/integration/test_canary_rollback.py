@@ -206,3 +206,33 @@ def test_a_failed_rollback_leaves_the_current_color_serving(vps, tmp_path):
     assert vps.running(CO)[GREEN] == "a1c0ffe" and BLUE not in vps.running(CO)
     assert vps.state(CO)["active"] == "green"
     assert "action=rollback" in vps.history()[-1] and "failure" in vps.history()[-1]
+
+
+def test_after_an_automatic_canary_rollback_the_undo_button_refuses_the_rejected_version(vps):
+    """The truth-under-faults sequence: B rolled back automatically; plain rollback must not bring B back."""
+    assert deploy("a1c0ffe").code == 0
+    p = canary_deploy("b2beef0", seconds=120)
+    wait_canary(vps)
+    vps.sh(f"docker exec {GREEN} touch /tmp/sick")
+    assert p.wait(timeout=90) == 1
+    assert "reason=automatic" in vps.history()[-1]
+    r = pw("rollback", "--service", CO)
+    assert r.code == 2, r.text
+    assert "nothing to roll back to" in r.text and "b2beef0 (rejected: rolled back (automatic)" in r.text
+    r = pw("rollback", "--service", CO, "--to", "b2beef0")
+    assert r.code == 2 and "b2beef0 was rejected" in r.text and "--yes" in r.text
+    assert vps.running(CO)[BLUE] == "a1c0ffe" and GREEN not in vps.running(CO)
+    assert "rejected: b2beef0" in pw("status", "--service", CO).out
+
+
+def test_after_a_requested_canary_rollback_plain_rollback_walks_further_back(vps):
+    for v in ("c3d00d0", "a1c0ffe"):
+        assert deploy(v, "corkboard-django").code == 0
+    p = canary_deploy("b2beef0", seconds=120, service="corkboard-django")
+    wait_canary(vps, "corkboard-django")
+    assert pw("rollback", "--service", "corkboard-django").code == 0  # ends the canary: b2beef0 rejected
+    assert p.wait(timeout=60) == 1
+    r = pw("rollback", "--service", "corkboard-django")
+    assert r.code == 0, r.text
+    assert "rolled back corkboard-django from a1c0ffe (green) to c3d00d0 on blue" in r.out
+    assert vps.running("corkboard") == {"corkboard-django-blue-1": "c3d00d0"}

@@ -271,3 +271,28 @@ def test_a_half_open_connection_frees_the_lock_after_the_missed_heartbeats(sandb
             held.release()
         finally:
             holder.close()
+
+
+def test_a_closed_pipe_never_stops_a_deploy_halfway(vps):
+    """`publicworks deploy ... | head -3`: the reader goes away; the deploy finishes and records itself."""
+    import subprocess
+    import sys
+
+    from tests.support.sandbox import pw_env
+
+    assert deploy("a1c0ffe").code == 0
+    p = subprocess.Popen(
+        [sys.executable, "-m", "publicworks", "deploy", "--service", CO, "--version", "b2beef0", "--canary", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=pw_env(),
+    )
+    assert p.stdout is not None
+    for _ in range(3):
+        p.stdout.readline()
+    p.stdout.close()  # what `head -3` does
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert vps.state(CO)["active"] == "green" and vps.running(CO)["civic-observer-web-green-1"] == "b2beef0"
+    assert " | b2beef0 | success | green | " in vps.history()[-1]

