@@ -1,6 +1,9 @@
 """./dev bench — public-works' speed and safety figures, measured in one run on the sandbox VPS.
 
-1. deploy: wall time of a deploy (canary 0), and the SSH connections one deploy opens (sshd's log)
+0. start-up: `publicworks --help`
+1. deploy: the switch wait (Caddy's proof) against the earlier fixed wait; the wall time of a deploy
+   (canary 0) against the design's bash flow over one ssh session (bench/design_flow.sh, the same remote
+   steps and the same wait for Caddy), interleaved; the SSH connections one deploy opens (sshd's log)
 2. rollback: from `publicworks rollback` to the new color stopped, during a canary and after a deploy
 3. lock: from SIGKILL of a deploying process to the server's lock being free
 4. Caddy: the design's literal snippet against `publicworks caddy`'s, through the same switches under
@@ -12,7 +15,10 @@ Tests assert only generous bounds; the figures are here.
 
 from __future__ import annotations
 
+import random
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +29,18 @@ sys.path.insert(0, str(ROOT))
 from publicworks import caddy, config, lock, remote  # noqa: E402
 from tests.support import scenario  # noqa: E402
 from tests.support.load import Load  # noqa: E402
-from tests.support.sandbox import ENV, SITES, VPS, VPS_IP, kill, poll, pw, pw_start, sshd_accepted  # noqa: E402
+from tests.support.sandbox import (  # noqa: E402
+    ENV,
+    SITES,
+    SSH_CONFIG,
+    VPS,
+    VPS_IP,
+    kill,
+    poll,
+    pw,
+    pw_start,
+    sshd_accepted,
+)
 
 CO = "civic-observer"
 GLOBAL = "{\n\tadmin localhost:2019\n\tauto_https off\n}\n"
@@ -33,20 +50,107 @@ def line(text: str = "") -> None:
     print(text, flush=True)
 
 
+def bench_startup() -> None:
+    """Python start-up of the console script: tasks import what they need lazily."""
+    runs = []
+    for _ in range(7):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "publicworks", "--help"], capture_output=True, check=True)
+        runs.append(time.monotonic() - t0)
+    line(f"`publicworks --help`: median {statistics.median(runs):.3f}s (goal <= 0.15 s)")
+
+
+def design_flow(vps: VPS, version: str, new: str, old: str, port: int) -> tuple[float, float]:
+    """The design's bash flow over one ssh session: (wall seconds, its wait for Caddy)."""
+    script = (ROOT / "bench" / "design_flow.sh").read_text()
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            str(SSH_CONFIG),
+            "-o",
+            "BatchMode=yes",
+            "sandbox-vps",
+            "bash",
+            "-s",
+            "--",
+            version,
+            new,
+            old,
+            str(port),
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    wall = time.monotonic() - t0
+    assert p.returncode == 0, p.stdout + p.stderr
+    return wall, float(re.search(r"caddy_wait=([\d.]+)", p.stdout).group(1))
+
+
+def gauge(vps: VPS, port: int) -> str:
+    out = vps.sh("busybox wget -q -O - http://localhost:2019/metrics")
+    m = re.search(rf'upstreams_healthy{{upstream="127.0.0.1:{port}"}} (\S+)', out)
+    return m.group(1) if m else "?"
+
+
+def settle(vps: VPS, port: int) -> None:
+    """Wait until Caddy's metric shows the idle color down: a deploy long after the previous one."""
+    poll(lambda: gauge(vps, port) == "0", timeout=30, every=0.5, what=f"Caddy's metric to show {port} down")
+
+
 def bench_deploy(vps: VPS) -> None:
+    """Deploys back and forth, public-works and the design's bash flow interleaved, same remote steps."""
     vps.clean()
     assert pw("deploy", "--service", CO, "--version", "a1c0ffe", "--canary", "0").code == 0
-    times, conns = [], []
-    for v in ("b2beef0", "c3d00d0") * 3:
-        before = sshd_accepted()
+    ours, proofs, conns, theirs, their_waits, quick = [], [], [], [], [], []
+    serving = "blue"
+    port = {"blue": 8888, "green": 8889}
+    # Caddy refreshes its metric every 10 s: start each deploy at a different moment of that cycle, as a
+    # deploy in real life does (the same moments for both flows).
+    rng = random.Random(7)
+    offsets = [rng.uniform(0, 10) for _ in range(9)]
+    for i, v in enumerate(("b2beef0", "c3d00d0", "a1c0ffe") * 3):
+        for runner in ("public-works", "design"):
+            new = "green" if serving == "blue" else "blue"
+            settle(vps, port[new])
+            time.sleep(offsets[i])
+            if runner == "design":
+                wall, wait = design_flow(vps, v, new, serving, port[new])
+                theirs.append(wall)
+                their_waits.append(wait)
+            else:
+                before = sshd_accepted()
+                r = pw("deploy", "--service", CO, "--version", v, "--canary", "0")
+                assert r.code == 0, r.text
+                ours.append(r.seconds)
+                proofs.append(float(re.search(r"Caddy saw \w+ healthy ([\d.]+)s after", r.out).group(1)))
+                conns.append(sshd_accepted() - before)
+            serving = new
+    for v in ("b2beef0", "c3d00d0", "a1c0ffe"):  # back to back: the idle color stopped seconds ago
         r = pw("deploy", "--service", CO, "--version", v, "--canary", "0")
         assert r.code == 0, r.text
-        times.append(r.seconds)
-        conns.append(sshd_accepted() - before)
+        quick.append(float(re.search(r"Caddy saw \w+ healthy ([\d.]+)s after", r.out).group(1)))
+    fixed = caddy.parse_duration(config.load().caddy.health_interval) + 0.5
+    med = statistics.median
     line(
-        f"deploy (canary 0, with migration), 6 runs: median {statistics.median(times):.2f}s, "
-        f"min {min(times):.2f}s, max {max(times):.2f}s; SSH connections per deploy: {sorted(set(conns))}"
+        f"switch wait (healthy through the tunnel -> Caddy's proof), {len(proofs)} deploys: median "
+        f"{med(proofs):.2f}s (min {min(proofs):.2f}, max {max(proofs):.2f}); the earlier fixed wait at the same "
+        f"interval: {fixed:.2f}s; ratio {med(proofs) / fixed:.2f} (goal <= 0.60)"
     )
+    line(
+        f"  back to back (the idle color stopped < 10 s earlier, Caddy's metric still stale): median "
+        f"{med(quick):.2f}s ({', '.join(f'{x:.1f}' for x in quick)})"
+    )
+    line(
+        f"deploy wall time (canary 0, with migration): public-works median {med(ours):.2f}s, the design's bash "
+        f"flow over one ssh session median {med(theirs):.2f}s: ratio {med(ours) / med(theirs):.2f} (goal <= 1.10); "
+        f"without the wait for Caddy: {med([o - p for o, p in zip(ours, proofs, strict=True)]):.2f}s vs "
+        f"{med([t - w for t, w in zip(theirs, their_waits, strict=True)]):.2f}s"
+    )
+    line(f"SSH connections per deploy (sshd's log): {sorted(set(conns))}")
 
 
 def bench_rollback(vps: VPS) -> None:
@@ -75,8 +179,8 @@ def bench_rollback(vps: VPS) -> None:
     )
     line(
         f"rollback after a deploy, call -> previous version serving, new one stopped: median "
-        f"{statistics.median(after):.2f}s ({', '.join(f'{x:.2f}' for x in after)}) — includes waiting one Caddy "
-        "health interval for Caddy to see the restarted color"
+        f"{statistics.median(after):.2f}s ({', '.join(f'{x:.2f}' for x in after)}) — includes waiting for "
+        "Caddy's proof that it routes to the restarted color"
     )
 
 
@@ -147,13 +251,14 @@ def bench_reloads(vps: VPS, cfg: config.Config) -> None:
     base = "http://localhost:2019"
     try:
         h = caddy.service_handlers(client.get(f"{base}/config/").json(), svc)[0][0]
-        one = [u for u in h.upstreams if caddy.port_of(u["dial"]) != svc.ports["blue"]]
+        upstreams = [{"dial": d} for d in h.dials]
+        one = [u for u in upstreams if caddy.port_of(u["dial"]) != svc.ports["blue"]]
         with Load(f"http://{VPS_IP}/", SITES[CO], clients=10, cookie_clients=5, rate=250) as load:
             time.sleep(2)
             for _ in range(30):  # a race: it takes many changes to show reliably
                 client.patch(f"{base}{h.url}/upstreams", json=one)
                 time.sleep(0.5)
-                client.patch(f"{base}{h.url}/upstreams", json=list(h.upstreams))
+                client.patch(f"{base}{h.url}/upstreams", json=upstreams)
                 time.sleep(0.5)
             time.sleep(1)
     finally:
@@ -169,6 +274,7 @@ def main() -> None:
     cfg = config.load()
     vps = VPS()
     line(f"public-works bench, {time.strftime('%Y-%m-%d %H:%M:%S')} (sandbox VPS at {VPS_IP})")
+    bench_startup()
     bench_deploy(vps)
     bench_rollback(vps)
     bench_lock(vps, cfg.server)
