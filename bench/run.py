@@ -30,6 +30,7 @@ from publicworks import caddy, config, lock, remote  # noqa: E402
 from tests.support import scenario  # noqa: E402
 from tests.support.load import Load  # noqa: E402
 from tests.support.sandbox import (  # noqa: E402
+    ALIAS,
     ENV,
     SITES,
     SSH_CONFIG,
@@ -71,7 +72,7 @@ def design_flow(vps: VPS, version: str, new: str, old: str, port: int) -> tuple[
             str(SSH_CONFIG),
             "-o",
             "BatchMode=yes",
-            "sandbox-vps",
+            ALIAS,
             "bash",
             "-s",
             "--",

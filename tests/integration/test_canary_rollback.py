@@ -162,7 +162,7 @@ def test_rollback_pulls_only_when_the_image_is_gone(vps):
     assert deploy("b2beef0", "corkboard-django").code == 0
     vps.sh(
         "docker rm -f corkboard-django-blue-1 >/dev/null && "
-        "docker rmi 127.0.0.1:5000/corkboard-django:a1c0ffe >/dev/null"
+        "docker rmi 10.200.0.2:5000/corkboard-django:a1c0ffe >/dev/null"
     )
     r = pw("rollback", "--service", "corkboard-django")
     assert r.code == 0, r.text

@@ -20,6 +20,7 @@ from tests.support.sandbox import (
     deploy,
     poll,
     pw,
+    registry_refused,
     set_link,
     start_daemons,
     stop_daemon,
@@ -62,11 +63,8 @@ def link():
 
 
 def test_the_registry_stopped_during_pull(blue):
-    stop_daemon("registry")
-    try:
+    with registry_refused():
         r = deploy("b2beef0")
-    finally:
-        start_daemons()
     assert r.code == 1 and "pull failed" in r.text
     assert "Now: blue (a1c0ffe) runs" in r.out
     settled(blue, "blue", "a1c0ffe")

@@ -15,7 +15,7 @@ from fabric import Config, Connection
 
 from publicworks import config, remote
 from publicworks.commands import Command
-from tests.support.sandbox import ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
+from tests.support.sandbox import ALIAS, ROOT, SB, SSH_CONFIG, VPS_IP, pw, pw_env
 
 
 def test_ssh_as_deploy_in_the_docker_group_with_the_pinned_key(sandbox, server):
@@ -51,11 +51,9 @@ def test_a_changed_host_key_is_refused(sandbox, tmp_path):
         env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)),
     )
     assert r.code == 2, r.text
-    assert "REFUSED: the host key of 10.200.0.2 changed (got ssh-ed25519 SHA256:" in r.err
+    assert f"REFUSED: the host key of {VPS_IP} changed (got ssh-ed25519 SHA256:" in r.err
     # OpenSSH agrees: the pinned key is what both clients check.
-    p = subprocess.run(
-        ["ssh", "-F", str(cfg), "-o", "BatchMode=yes", "sandbox-vps", "true"], capture_output=True, text=True
-    )
+    p = subprocess.run(["ssh", "-F", str(cfg), "-o", "BatchMode=yes", ALIAS, "true"], capture_output=True, text=True)
     assert p.returncode == 255 and "HOST IDENTIFICATION HAS CHANGED" in p.stderr
 
 
@@ -79,12 +77,12 @@ def test_docker_compose_is_v2_over_ssh(sandbox):
 
 
 def test_a_port_on_the_vps_loopback_is_reachable_only_through_the_tunnel(vps):
-    vps.sh("docker run -d --name loopback-probe -p 127.0.0.1:18080:8000 127.0.0.1:5000/civic-observer:a1c0ffe")
+    vps.sh("docker run -d --name loopback-probe -p 127.0.0.1:18080:8000 10.200.0.2:5000/civic-observer:a1c0ffe")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{VPS_IP}:18080/", timeout=3, trust_env=False)
     with pytest.raises(httpx.ConnectError):
         httpx.get("http://127.0.0.1:18080/", timeout=3, trust_env=False)
-    conn = Connection("sandbox-vps", config=Config(runtime_ssh_path=str(SSH_CONFIG)))
+    conn = Connection(ALIAS, config=Config(runtime_ssh_path=str(SSH_CONFIG)))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         local = s.getsockname()[1]
@@ -122,12 +120,12 @@ def test_registry_push_from_the_runner_then_pull_on_the_vps(vps, tmp_path):
         capture_output=True,
     )
     assert tag not in vps.sh("docker images --format '{{.Tag}}'")
-    vps.sh(f"docker pull -q 127.0.0.1:5000/civic-observer:{tag}")
+    vps.sh(f"docker pull -q 10.200.0.2:5000/civic-observer:{tag}")
     env = json.loads(
-        vps.sh(f"docker image inspect 127.0.0.1:5000/civic-observer:{tag} --format '{{{{json .Config.Env}}}}'")
+        vps.sh(f"docker image inspect 10.200.0.2:5000/civic-observer:{tag} --format '{{{{json .Config.Env}}}}'")
     )
     assert f"APP_VERSION={tag}" in env
-    vps.sh(f"docker rmi -f 127.0.0.1:5000/civic-observer:{tag} >/dev/null")
+    vps.sh(f"docker rmi -f 10.200.0.2:5000/civic-observer:{tag} >/dev/null")
 
 
 def _upstream_sets(node) -> list[set[str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.sandbox import ROOT, SB, VPS_IP, pw, pw_env
+from tests.support.sandbox import ROOT, SB, VPS_IP, pw, pw_env, sshd_log
 
 CO = "civic-observer"
 
@@ -108,7 +108,10 @@ def _laptop_home(tmp_path: Path, identity: bool) -> Path:
     shutil.copy(SB / "client" / "known_hosts", ssh / "known_hosts")
     # The sshd also listens on 2222: known_hosts names a non-22 port as [host]:port.
     with open(ssh / "known_hosts", "a") as f:
-        f.write(f"[{VPS_IP}]:2222 " + " ".join((SB / "client" / "known_hosts").read_text().split()[1:3]) + "\n")
+        line = next(
+            ln for ln in (SB / "client" / "known_hosts").read_text().splitlines() if ln.startswith(VPS_IP + " ")
+        )
+        f.write(f"[{VPS_IP}]:2222 " + " ".join(line.split()[1:3]) + "\n")
     (ssh / "config").write_text(
         "Host civic-vps\n"
         f"  HostName {VPS_IP}\n"
@@ -139,7 +142,7 @@ def test_a_laptop_with_an_ssh_config_host_alias(vps, tmp_path):
     assert r.code == 0 and "b2beef0  success" in r.out
     r = pw("rollback", "--service", CO, env=env)
     assert r.code == 0 and "to a1c0ffe on blue" in r.out
-    assert "Accepted publickey for deploy from 10.200.0.1" in (SB / "log" / "sshd.log").read_text()
+    assert "Accepted publickey for deploy from 10.200.0.1" in sshd_log()
 
 
 def test_a_laptop_with_its_key_in_ssh_agent(vps, tmp_path):

@@ -6,6 +6,7 @@ Used by tests/integration (through its fixtures) and by bench/; it imports neith
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,20 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 SB = Path(os.environ.get("PUBLICWORKS_SANDBOX_DIR", "/var/lib/publicworks-sandbox"))
 SSH_CONFIG = SB / "client" / "ssh_config"
-VPS_IP = "10.200.0.2"
+
+
+def _host() -> int:
+    """The sandbox VPS this process uses: one per pytest-xdist worker (gw0 -> 1), or PUBLICWORKS_SANDBOX_HOST, or 1."""
+    if os.environ.get("PUBLICWORKS_SANDBOX_HOST"):
+        return int(os.environ["PUBLICWORKS_SANDBOX_HOST"])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) + 1 if worker.startswith("gw") else 1
+
+
+HOST = _host()
+VPS_IP = f"10.200.0.{HOST + 1}"
+ALIAS = f"sandbox-vps{HOST}"  # in the sandbox's ssh config
+VPS_DIR = SB / f"vps{HOST}"
 SITES = {
     "civic-observer": "civic.observer",
     "corkboard-django": "django.civic.band",
@@ -97,7 +111,7 @@ class VPS:
 
     def sh(self, script: str, check: bool = True, timeout: float = 60) -> str:
         p = subprocess.run(
-            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", "sandbox-vps", script],
+            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", ALIAS, script],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -164,7 +178,11 @@ def answer(service: str) -> str:
 
 def sshd_accepted() -> int:
     """SSH logins the VPS's sshd has accepted so far (its log)."""
-    return (SB / "log" / "sshd.log").read_text(errors="replace").count("Accepted publickey for deploy")
+    return sshd_log().count("Accepted publickey for deploy")
+
+
+def sshd_log() -> str:
+    return (SB / "log" / f"vps{HOST}-sshd.log").read_text(errors="replace")
 
 
 def config_with(tmp_path: Path, **changes: object) -> dict[str, str]:
@@ -204,27 +222,40 @@ def kill(p: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
 
 # -- faults: what the tests do to the VPS from outside ------------------------------------------------------
 
-HOST_IF = "pw-host"  # the runner's end of the veth pair to the VPS
+HOST_IF = f"pw-h{HOST}"  # the runner's end of the veth pair to this VPS
 
 
 def as_root(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a command as root inside the VPS's namespaces (mounts, network)."""
-    holder = (SB / "holder.pid").read_text().strip()
+    holder = (VPS_DIR / "holder.pid").read_text().strip()
     return subprocess.run(
         ["nsenter", "-t", holder, "-m", "-n", "--", *argv], capture_output=True, text=True, check=check, timeout=60
     )
 
 
 def stop_daemon(name: str) -> None:
-    """Stop one of the VPS's daemons (caddy, registry); `start_daemons` brings it back."""
-    pid = (SB / f"{name}.pid").read_text().strip()
+    """Stop one of this VPS's daemons (caddy, sshd); `start_daemons` brings it back."""
+    pid = (VPS_DIR / f"{name}.pid").read_text().strip()
     subprocess.run(["kill", pid], check=False)
     poll(lambda: not Path(f"/proc/{pid}").exists(), timeout=15, what=f"{name} to stop")
 
 
 def start_daemons() -> None:
-    """Start whatever of the VPS's daemons is not running (sandbox up is idempotent)."""
-    subprocess.run([str(ROOT / "sandbox" / "sandbox"), "up"], check=True, capture_output=True, timeout=120)
+    """Start whatever of this VPS's daemons is not running."""
+    subprocess.run(
+        [str(ROOT / "sandbox" / "sandbox"), "revive", str(HOST)], check=True, capture_output=True, timeout=120
+    )
+
+
+@contextlib.contextmanager
+def registry_refused() -> Iterator[None]:
+    """The registry refuses this VPS's connections, as a stopped registry does (other VPSes unaffected)."""
+    rule = ["OUTPUT", "-p", "tcp", "-d", "10.200.0.2", "--dport", "5000", "-j", "REJECT", "--reject-with", "tcp-reset"]
+    as_root("iptables", "-I", *rule)
+    try:
+        yield
+    finally:
+        as_root("iptables", "-D", *rule, check=False)
 
 
 def set_link(up: bool) -> None:
