@@ -126,7 +126,7 @@ def unfenced(command: Command) -> Command:
 
 
 def compose(
-    svc: ServiceConfig, color: str, version: str, *args: str, timeout: float = 120, mutating: bool = True
+    svc: ServiceConfig, color: str, version: str, *args: str, timeout: float | None = 120, mutating: bool = True
 ) -> Command:
     """`docker compose` for one color of a service, the version handed over in its env variable."""
     files = [a for f in svc.files(color) for a in ("-f", f)]
@@ -215,9 +215,14 @@ def consume_marker(path: str) -> Command:
     return Command(("sh", "-c", _CONSUME, "sh", path), timeout=30, mutating=True)
 
 
-def request_rollback(path: str, note: str) -> Command:
-    """Write the design's marker: a request to the deploy holding the lock, so never fenced."""
+def write_marker(path: str, note: str) -> Command:
+    """Write a marker atomically, without the lock: the design's rollback request (to the deploy holding
+    the lock), a deploy freeze."""
     return Command(("sh", "-c", _ATOMIC_WRITE, "sh", path, note), timeout=30)
+
+
+def remove_file(path: str) -> Command:
+    return Command(("rm", "-f", "--", path), timeout=30)
 
 
 def lock_hold(lock_file: str, wait_seconds: float, window: float, token: str) -> Command:
@@ -261,3 +266,66 @@ def compose_images(svc: ServiceConfig, color: str, version: str) -> Command:
 
 def manifest_inspect(ref: str) -> Command:
     return Command(("docker", "manifest", "inspect", "--insecure", ref), timeout=60)
+
+
+# -- disk, images, logs, one-off commands, the freeze --------------------------------------------------
+
+# Docker's data root, then `df -Pk` of it and of the given paths (their nearest existing ancestors).
+_DISK = (
+    'd=$(docker info --format "{{.DockerRootDir}}") || exit 1; echo "root=$d"; '
+    'for f in "$d" "$@"; do while [ ! -e "$f" ]; do f=$(dirname "$f"); done; df -Pk -- "$f" | tail -n 1; done'
+)
+IMAGES_FORMAT = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}"
+
+
+def disk(paths: list[str]) -> Command:
+    """Free space on Docker's data root and under `paths` (read-only)."""
+    return Command(("sh", "-c", _DISK, "disk", *paths), timeout=30)
+
+
+def images() -> Command:
+    return Command(("docker", "images", "--format", IMAGES_FORMAT), timeout=30)
+
+
+def remove_images(refs: list[str]) -> Command:
+    """Untag `refs` (repository:tag); an image's layers go when nothing else uses them."""
+    return Command(("docker", "image", "rm", "--", *refs), timeout=300, mutating=True)
+
+
+def pre_migrate(svc: ServiceConfig, color: str, version: str) -> Command | None:
+    if not svc.pre_migrate:
+        return None
+    unit = svc.unit_names(color)[0]
+    return compose(svc, color, version, "run", "--rm", "-T", "--", unit, *svc.pre_migrate, timeout=3600)
+
+
+def logs_of(
+    svc: ServiceConfig, colors: list[str], version: str, tail: int | None, since: str | None, follow: bool
+) -> Command:
+    """`docker compose logs` of the units of `colors` (their compose files together), each line prefixed."""
+    files = list(dict.fromkeys(f for c in colors for f in svc.files(c)))
+    argv = ["env", f"{svc.version_env}={version}", "docker", "compose", "--project-directory", svc.dir]
+    argv += ["-p", svc.project] + [a for f in files for a in ("-f", f)] + ["logs", "--no-color", "--timestamps"]
+    argv += (["--tail", str(tail)] if tail is not None else []) + (["--since", since] if since else [])
+    argv += (["--follow"] if follow else []) + ["--", *(u for c in colors for u in svc.unit_names(c))]
+    return Command(tuple(argv), timeout=None if follow else 120)
+
+
+_UNTIL_HANGUP = '"$@" & p=$!; cat >/dev/null; kill "$p" 2>/dev/null; wait "$p"'
+
+
+def until_hangup(command: Command) -> Command:
+    """`command`, killed on the server once this side closes the channel (its stdin reaches EOF): a
+    `logs --follow` must not outlive the Ctrl-C that ended it."""
+    return replace(command, argv=("sh", "-c", _UNTIL_HANGUP, "hangup", *command.argv))
+
+
+def run_once(svc: ServiceConfig, color: str, version: str, argv: list[str], tty: bool) -> Command:
+    """A one-off container of `version`'s first unit running `argv` (like the migrations)."""
+    unit = svc.unit_names(color)[0]
+    return compose(svc, color, version, "run", "--rm", *(() if tty else ("-T",)), "--", unit, *argv, timeout=None)
+
+
+def compose_config(svc: ServiceConfig, color: str, version: str) -> Command:
+    """The color's compose model as JSON: which units exist, what they publish, which image (read-only)."""
+    return compose(svc, color, version, "config", "--format", "json", timeout=60, mutating=False)

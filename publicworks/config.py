@@ -56,6 +56,11 @@ class ServerConfig:
     caddy_admin: str  # host:port of Caddy's admin API as seen on the server (read-only); "" = no Caddy
     lock_timeout: float  # the server frees the lock after this long without a heartbeat
     ssh_timeout: float  # connect, banner, login, channel open and command start, each
+    min_free_mb: int  # a deploy refuses to pull with less free on Docker's data root
+    warn_free_mb: int  # doctor warns below this
+
+    def frozen_file(self, service: str) -> str:
+        return f"{self.state_dir}/{service}.frozen"
 
     @property
     def heartbeat(self) -> float:
@@ -93,6 +98,8 @@ class ServiceConfig:
     canary_probe_interval: float
     stop_grace: int
     behind_caddy: bool  # false: Caddy does not proxy it, the switch needs no Caddy proof
+    keep_images: int  # the newest versions it has served whose images stay on the server
+    pre_migrate: tuple[str, ...]  # argv run before the migrations (a database dump); () = none
 
     def files(self, color: str) -> list[str]:
         """Absolute compose file paths for `color`."""
@@ -164,6 +171,8 @@ _SERVER: dict[str, Spec] = {
     "state_dir": (str_, "/home/deploy/.publicworks"),
     "caddy_admin": (str_, "localhost:2019"),
     "lock_timeout": (num, 20),
+    "min_free_mb": (is_int, 1024),
+    "warn_free_mb": (is_int, 5120),
     "ssh_timeout": (num, 15),
 }
 _CADDY: dict[str, Spec] = {
@@ -188,6 +197,8 @@ _SERVICE: dict[str, Spec] = {
     "canary_probe_interval": (num, 2),
     "stop_grace": (is_int, 30),
     "behind_caddy": (boolean, True),
+    "keep_images": (is_int, 5),
+    "pre_migrate": (str_, ""),
 }
 _LIMITS = {  # key: (low, high, low allowed)
     "ready_timeout": (0, 3600, False),
@@ -195,6 +206,7 @@ _LIMITS = {  # key: (low, high, low allowed)
     "canary_failures": (0, 1000, False),
     "canary_probe_interval": (0, 3600, False),
     "stop_grace": (0, 3600, True),
+    "keep_images": (0, 1000, False),
 }
 
 
@@ -253,10 +265,12 @@ def _service(name: str, data: Any, used_ports: dict[int, str]) -> ServiceConfig:
         raise ConfigError(f"{where}.health_path: must start with '/' and hold only printable characters, no spaces")
     if not _ENV_NAME.fullmatch(f["version_env"]):
         raise ConfigError(f"{where}.version_env: not an environment variable name")
-    try:
-        migrate = tuple(shlex.split(f["migrate"]))
-    except ValueError as e:
-        raise ConfigError(f"{where}.migrate: {e}") from None
+    commands = {}
+    for key in ("migrate", "pre_migrate"):
+        try:
+            commands[key] = tuple(shlex.split(f[key]))
+        except ValueError as e:
+            raise ConfigError(f"{where}.{key}: {e}") from None
     limits = {key: bounded(f[key], f"{where}.{key}", low, high, ok) for key, (low, high, ok) in _LIMITS.items()}
     return ServiceConfig(
         name=name,
@@ -267,13 +281,15 @@ def _service(name: str, data: Any, used_ports: dict[int, str]) -> ServiceConfig:
         ports=_ports(where, f["ports"], used_ports),
         health_path=f["health_path"],
         version_env=f["version_env"],
-        migrate=migrate,
+        migrate=commands["migrate"],
         ready_timeout=limits["ready_timeout"],
         canary_seconds=limits["canary_seconds"],
         canary_failures=int(limits["canary_failures"]),
         canary_probe_interval=limits["canary_probe_interval"],
         stop_grace=int(limits["stop_grace"]),
         behind_caddy=f["behind_caddy"],
+        keep_images=int(limits["keep_images"]),
+        pre_migrate=commands["pre_migrate"],
     )
 
 
@@ -309,6 +325,8 @@ def _server(data: Any) -> ServerConfig:
         caddy_admin=s["caddy_admin"],
         lock_timeout=bounded(s["lock_timeout"], "server.lock_timeout", 2, 3600, True),
         ssh_timeout=bounded(s["ssh_timeout"], "server.ssh_timeout", 0, 600),
+        min_free_mb=int(bounded(s["min_free_mb"], "server.min_free_mb", 0, 10**9, True)),
+        warn_free_mb=int(bounded(s["warn_free_mb"], "server.warn_free_mb", 0, 10**9, True)),
         **paths,
     )
 

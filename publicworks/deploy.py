@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import canary, plan, switch
+from . import canary, disk, freeze, plan, prune, switch
+from . import commands as cmd
 from .admin import Admin
 from .canary import Ended
 from .config import Config, check_version
@@ -64,6 +65,7 @@ class Deploy:
 
     def run(self, wait_lock: float) -> int:
         s, out = self.s, self.s.out
+        freeze.refuse_if_frozen(s)
         with out.step(Step.LOCK, s.cfg.server.lock_file):
             s.take_lock("deploy", self.version, wait_lock)
         try:
@@ -106,6 +108,7 @@ class Deploy:
         switch.stop_old(s, ch)
         with out.step(Step.RECORD):
             rec = self.record(state.deployed(p.target, self.version, p.old, self.migrated, s.now()), p)
+        self.prune()
         stopped = f"; {p.old.color} ({p.old.version}) stopped" if p.old else ""
         done = f"deployed {s.svc.name} {self.version} to {p.target} (port {p.target_port}) in {out.elapsed():.1f}s"
         out.summary(
@@ -113,6 +116,13 @@ class Deploy:
         )
         s.notifier.send("success", s.svc.name, f"{self.version} live on {p.target} in {out.elapsed():.0f}s{stopped}")
         return OK
+
+    def prune(self) -> None:
+        """Old images off the disk (see `prune`); never a reason to fail a deploy that happened."""
+        try:
+            self.s.out.note(prune.run(self.s))
+        except Exception as e:  # noqa: BLE001  (the deploy is done; the disk waits for the next one)
+            self.s.out.warn(f"pruning old images failed: {e}; `publicworks prune --service {self.s.svc.name}` retries")
 
     def inspect(self) -> tuple[DeployPlan, switch.Change]:
         s = self.s
@@ -123,6 +133,9 @@ class Deploy:
             s.out.warn(note)
         if p.conflicts:
             raise PublicWorksError("; ".join(p.conflicts))
+        refused = disk.refusal(disk.parse(s.run(cmd.disk([])).stdout), s.cfg.server.min_free_mb)
+        if refused:
+            raise PublicWorksError(refused)
         bad = plan.rejected(self.before, s.history())
         if self.version in bad:
             s.out.warn(f"{self.version} was rejected before ({bad[self.version]}); deploying it again as asked")
@@ -142,10 +155,15 @@ class Deploy:
 
     def migrate(self, p: DeployPlan) -> None:
         s = self.s
-        if not p.migrate:
+        if not p.migrate and not p.pre_migrate:
             s.out.skip(Step.MIGRATE, "no migrate command in services.toml")
             return
         with s.out.step(Step.MIGRATE, " ".join(s.svc.migrate)):
+            if p.pre_migrate:  # e.g. a database dump: the way back across this migration
+                s.out.note(f"pre-migrate: {' '.join(s.svc.pre_migrate)}")
+                s.out.note(s.run(p.pre_migrate).stdout.strip()[-2000:] or "(no output)")
+            if not p.migrate:
+                return
             result = s.run(p.migrate)
             self.migrated = True
             s.out.note(result.stdout.strip()[-2000:] or "(no output)")

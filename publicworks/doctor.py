@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import caddy
+from . import caddy, disk
 from . import commands as cmd
 from . import state as state_mod
 from .admin import Admin, CaddyUnreachable
@@ -157,6 +157,68 @@ def check_caddy(cfg: Config, svc: ServiceConfig, config: Any) -> Check:
     )
 
 
+def check_units(svc: ServiceConfig, color: str, r: Result) -> Check:
+    """Each unit of the color exists in its compose files; the first publishes 127.0.0.1:PORT; images take
+    the version variable. What is missing comes with the compose lines to add."""
+    name = f"{svc.name}: {color} units"
+    port = svc.ports[color]
+    first = svc.unit_names(color)[0]
+    example = (
+        f"services:\n  {first}:\n    image: <registry>/<image>:${{{svc.version_env}}}\n"
+        f'    ports:\n      - "127.0.0.1:{port}:<the app\'s port>"'
+    )
+    if not r.ok:
+        return Check(name, BAD, r.tail(2), f"make `docker compose config` work for {color}'s compose files")
+    try:
+        services = json.loads(r.stdout).get("services") or {}
+    except ValueError:
+        return Check(name, BAD, "docker compose config did not print JSON", "upgrade Compose v2")
+    problems = [f"no unit {u}" for u in svc.unit_names(color) if u not in services]
+    if first in services:
+        published = [(p.get("host_ip", ""), str(p.get("published", ""))) for p in services[first].get("ports") or []]
+        if ("127.0.0.1", str(port)) not in published:
+            problems.append(f"{first} does not publish 127.0.0.1:{port} (it publishes {published or 'nothing'})")
+    for u in svc.unit_names(color):
+        image = str((services.get(u) or {}).get("image", ""))
+        if u in services and not image.endswith(":" + PROBE_TAG):
+            problems.append(f"{u}'s image {image!r} does not end in :${{{svc.version_env}}}")
+    if not problems:
+        return Check(name, OK, f"{', '.join(svc.unit_names(color))}; {first} on 127.0.0.1:{port}")
+    return Check(
+        name, BAD, "; ".join(problems), f"in {svc.dir}'s compose files ({', '.join(svc.files(color))}):\n{example}"
+    )
+
+
+def check_disk(cfg: Config, report: str) -> Check:
+    srv = cfg.server
+    try:
+        d = disk.parse(report)
+    except ValueError as e:
+        return Check("disk", BAD, str(e), "make `docker info` and `df` work for the deploy user")
+    spaces = [("Docker's data root " + d.docker_root, d.docker)] + [
+        (f"the {what}", space) for what, space in zip(("history", "state"), d.others, strict=False)
+    ]
+    low = min(spaces, key=lambda x: x[1].free_mb)
+    detail = "; ".join(f"{what}: {s.free_mb} MB free of {s.total_mb} MB" for what, s in spaces)
+    if low[1].free_mb < srv.min_free_mb:
+        return Check(
+            "disk",
+            BAD,
+            detail,
+            f"free space on {low[1].path}: deploys refuse below server.min_free_mb "
+            f"({srv.min_free_mb} MB); `publicworks prune --service S` removes old images",
+        )
+    if low[1].free_mb < srv.warn_free_mb:
+        return Check(
+            "disk",
+            WARN,
+            detail,
+            f"{low[1].path} is below server.warn_free_mb ({srv.warn_free_mb} MB): "
+            "`publicworks prune --service S`, or more disk",
+        )
+    return Check("disk", OK, detail)
+
+
 def check_registry(svc: ServiceConfig, images: Result, inspected: dict[str, Result]) -> Check:
     name = f"{svc.name}: registry"
     refs = sorted(inspected)
@@ -193,6 +255,9 @@ def run(remote: Remote, cfg: Config, services: list[ServiceConfig]) -> list[Chec
     writable = [srv.history_file] + [cfg.state_file(s.name) for s in services]
     checks.append(check_writable(cfg, q(cmd.unwritable_paths(writable)).stdout))
     checks += [check_state(cfg, svc, q(cmd.read_file(cfg.state_file(svc.name)))) for svc in services]
+    dirs = [srv.history_file.rsplit("/", 1)[0] or "/", srv.state_dir]
+    checks.append(check_disk(cfg, q(cmd.disk(dirs)).stdout))
+    checks += [check_units(svc, c, q(cmd.compose_config(svc, c, PROBE_TAG))) for svc in services for c in COLORS]
     behind = [svc for svc in services if svc.behind_caddy]
     if behind:
         with Admin(remote, srv.caddy_admin, timeout=5) as admin:

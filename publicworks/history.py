@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# aborted: a run that lost the deploy lock and stopped (written without the lock, clearly marked)
-STATUSES = ("success", "failure", "rollback", "aborted")
+# aborted: a run that lost the deploy lock and stopped (written without the lock, clearly marked);
+# exec: a one-off command (`inv exec`); freeze/unfreeze: deploys stopped and allowed again
+STATUSES = ("success", "failure", "rollback", "aborted", "exec", "freeze", "unfreeze")
 
 
 def _clean(value: str) -> str:

@@ -90,6 +90,7 @@ class DeployPlan:
     old: Slot | None  # what serves now and is stopped at the end (None: first deploy)
     old_port: int | None
     pull: Command
+    pre_migrate: Command | None
     migrate: Command | None
     start: Command
     stop_target: Command  # the undo when the new color fails
@@ -102,7 +103,7 @@ class DeployPlan:
         """The plan as `--dry-run` prints it: each step after inspect and the remote commands it runs."""
         return [
             (Step.PULL, [self.pull]),
-            (Step.MIGRATE, [self.migrate] if self.migrate else []),
+            (Step.MIGRATE, [c for c in (self.pre_migrate, self.migrate) if c]),
             (Step.START, [self.start]),
             (Step.HEALTH, []),
             (Step.SWITCH, []),
@@ -123,6 +124,7 @@ def deploy_plan(svc: ServiceConfig, views: dict[str, ColorView], state: State, v
         old=d.serving_slot,
         old_port=svc.ports[d.serving] if d.serving else None,
         pull=cmd.pull(svc, t, version),
+        pre_migrate=cmd.pre_migrate(svc, t, version),
         migrate=cmd.migrate(svc, t, version),
         start=cmd.up(svc, t, version),
         stop_target=cmd.stop(svc, t, version),
@@ -198,6 +200,12 @@ def _served(entries: list[Entry]) -> dict[str, int]:
         if e.status == "rollback" and ":" in e.fields.get("from", ""):
             out[e.fields["from"].split(":", 1)[1]] = i
     return out
+
+
+def served_order(entries: list[Entry]) -> list[str]:
+    """The versions that served, newest first."""
+    served = _served(entries)
+    return sorted(served, key=served.__getitem__, reverse=True)
 
 
 def _migrations_after(entries: list[Entry], version: str) -> list[str]:

@@ -9,13 +9,19 @@ paramiko would otherwise wait an hour for a channel and forever for an exec repl
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import select
+import shutil
+import sys
+import termios
 import threading
 import time
-from collections.abc import Callable
+import tty as tty_mod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import paramiko
@@ -77,6 +83,7 @@ class Remote(Protocol):
     user: str
 
     def run(self, command: Command, check: bool = True) -> Result: ...
+    def attach(self, command: Command, tty: bool = False, keep_stdin: bool = False) -> int: ...
     def http(self, timeout: float = 5.0) -> httpx.Client: ...
     def channel(self, command: Command) -> Channel: ...
     def close(self) -> None: ...
@@ -101,10 +108,13 @@ class SSHRemote:
             raise ConnectionLost(f"the SSH connection to {self.target} was lost")
         return transport
 
-    def channel(self, command: Command) -> paramiko.Channel:
-        """An exec channel running `command`, started within the start timeout."""
+    def channel(self, command: Command, tty: bool = False) -> paramiko.Channel:
+        """An exec channel running `command`, started within the start timeout (on a pty with `tty`)."""
         try:
             chan = self.transport.open_session(timeout=self._start_timeout)
+            if tty:
+                size = shutil.get_terminal_size()
+                chan.get_pty(os.environ.get("TERM", "xterm"), size.columns, size.lines)
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise ConnectionLost(
                 f"the server did not open an SSH channel within {self._start_timeout:g}s ({e})"
@@ -150,6 +160,19 @@ class SSHRemote:
             raise CommandFailed(result)
         return result
 
+    def attach(self, command: Command, tty: bool = False, keep_stdin: bool = False) -> int:
+        """Run `command` with its output streamed here as it comes; with `tty`, on a pty fed by this terminal.
+        Returns its exit status. Ctrl-C without a pty ends it (KeyboardInterrupt, channel closed); with
+        `keep_stdin` the remote stdin stays open until then (see `commands.until_hangup`)."""
+        if self._echo:
+            self._echo(f"$ {command}")
+        chan = self.channel(command, tty=tty)
+        try:
+            with _raw_terminal(tty):
+                return _relay(chan, tty, keep_stdin)
+        finally:
+            chan.close()
+
     def http(self, timeout: float = 5.0) -> httpx.Client:
         """httpx over this connection: http://127.0.0.1:PORT/ is PORT on the server's loopback."""
         return tunnel.client(self.transport, timeout)
@@ -184,6 +207,50 @@ def _collect(chan: paramiko.Channel, command: Command) -> tuple[int, str, str]:
     if not chan.status_event.wait(left):
         raise ConnectionLost(f"no exit status from the server for {_short(command)}")
     return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _raw_terminal(tty: bool) -> Iterator[None]:
+    """Keystrokes go to the remote pty one by one (Ctrl-C included), as with `ssh -t`."""
+    if not tty or not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty_mod.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _write(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass  # nobody reads any more: the command goes on regardless
+
+
+def _relay(chan: paramiko.Channel, tty: bool, keep_stdin: bool) -> int:
+    if not tty and not keep_stdin:
+        chan.shutdown_write()
+    watch: list[Any] = [chan] + ([sys.stdin] if tty else [])
+    while True:
+        ready, _, _ = select.select(watch, [], [], 1.0)
+        if chan.recv_ready():
+            _write(1, chan.recv(65536))
+        if chan.recv_stderr_ready():
+            _write(2, chan.recv_stderr(65536))
+        if tty and sys.stdin in ready:
+            data = os.read(sys.stdin.fileno(), 1024)
+            if data:
+                chan.sendall(data)
+            else:
+                chan.shutdown_write()
+                watch.remove(sys.stdin)
+        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            return chan.recv_exit_status()
 
 
 def connect(server: ServerConfig, echo: Callable[[str], None] | None = None) -> SSHRemote:

@@ -181,7 +181,7 @@ class Rollback:
         s, out, c = self.s, self.s.out, state.canary
         assert c is not None
         t0 = s.clock.monotonic()
-        s.run(cmd.request_rollback(s.svc.marker, json.dumps({"actor": s.actor, "at": s.now()}) + "\n"))
+        s.run(cmd.write_marker(s.svc.marker, json.dumps({"actor": s.actor, "at": s.now()}) + "\n"))
         out.note(
             f"a deploy holds the lock and runs a canary ({c.new.color} {c.new.version} beside {c.old.color} "
             f"{c.old.version}): rollback requested ({s.svc.marker}); waiting for it"

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import caddy, health, plan, server
+from . import caddy, freeze, health, plan, server
 from .admin import Admin, CaddyUnreachable
 from .clock import Clock, SystemClock, parse_iso
 from .config import COLORS, Config, ServiceConfig
@@ -57,6 +57,7 @@ class ServiceStatus:
     canary: str | None  # "running" | "unfinished" | None
     canary_left: float | None
     rejected: dict[str, str]
+    frozen: str | None  # who froze deploys, and why
     last: Entry | None
     notes: tuple[str, ...]
 
@@ -84,6 +85,7 @@ class ServiceStatus:
                 "seconds_left": self.canary_left,
             },
             "rejected": self.rejected,
+            "frozen": self.frozen,
             "last": self.last.as_dict() if self.last else None,
             "notes": list(self.notes),
         }
@@ -119,6 +121,7 @@ def service_status(
         left = (end - clock.now()).total_seconds() if end else None
     entries = server.tail_history(remote, cfg, server.HISTORY_DEPTH, svc.name)
     notes = d.notes + ((warning,) if warning else ())
+    frozen = freeze.read(remote, cfg.server.frozen_file(svc.name))
     return ServiceStatus(
         svc.name,
         svc.health_path,
@@ -128,6 +131,7 @@ def service_status(
         canary,
         left,
         plan.rejected(state, entries),
+        frozen.describe() if frozen else None,
         entries[-1] if entries else None,
         notes,
     )
@@ -189,6 +193,8 @@ def render(lock: LockInfo, statuses: list[ServiceStatus]) -> str:
                     f"  canary: LEFT UNFINISHED ({what}); both serve. `publicworks rollback --service {s.name}` "
                     f"stops {run.new.color}; `publicworks deploy` goes on from {run.new.color}"
                 )
+        if s.frozen:
+            lines.append(f"  deploys {s.frozen}")
         for version, why in s.rejected.items():
             lines.append(f"  rejected: {version} ({why})")
         for note in s.notes:

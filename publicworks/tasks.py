@@ -248,4 +248,99 @@ def doctor(c, service=None, json=False):
     _run(c, body)
 
 
-ns = Collection(deploy, rollback, history, status, caddy, doctor)
+def _session_task(c: Context, service: Any, body: Callable[[Any], str], lock: bool = False) -> None:
+    """Run `body(session)` against one service over one connection, printing its one-line outcome."""
+
+    def run() -> int:
+        from .config import load
+        from .output import Reporter
+        from .session import open_session
+
+        cfg = load()
+        svc = cfg.service(_service(service) or "")
+        with open_session(cfg, svc, Reporter()) as s:
+            if lock:
+                s.take_lock("prune", "", 0)
+            try:
+                print(body(s))
+            finally:
+                s.release()
+        return 0
+
+    _run(c, run)
+
+
+@task(help={"service": "service name from services.toml", "dry-run": "say what would go, remove nothing"})
+def prune(c, service=None, dry_run=False):
+    """Remove the service's images beyond the newest keep_images versions it served (never one a color uses)."""
+    from . import prune as prune_mod
+
+    _session_task(c, service, lambda s: prune_mod.run(s, dry_run=bool(dry_run)), lock=not dry_run)
+
+
+@task(
+    help={
+        "service": "service name from services.toml",
+        "color": "blue, green or both (default)",
+        "tail": "lines from the end of each unit's log (default: all)",
+        "since": "only lines since, e.g. 10m or 2026-11-26T14:00:00",
+        "follow": "keep streaming new lines until Ctrl-C",
+    }
+)
+def logs(c, service=None, color=None, tail=None, since=None, follow=False):
+    """The service's units' logs, each line prefixed by its container (unit and color)."""
+
+    def body() -> int:
+        from . import logs as logs_mod
+        from .config import load
+
+        which = _text(color, "--color") or "both"
+        if which not in ("blue", "green", "both"):
+            raise _bad(f"--color: blue, green or both, got {which!r}")
+        since_text = _text(since, "--since")
+        if since_text is not None and not all(ch.isalnum() or ch in ":.-+TZ" for ch in since_text):
+            raise _bad(f"--since: a duration like 10m or a time like 2026-11-26T14:00:00, got {since_text!r}")
+        return logs_mod.logs(
+            load(), _service(service) or "", which, _integer(tail, "--tail", 0, 1_000_000), since_text, bool(follow)
+        )
+
+    _run(c, body)
+
+
+@task(name="exec", help={"service": "service name from services.toml; the command comes after --"})
+def exec_(c, service=None):
+    """Run a one-off command in the serving version (publicworks exec --service S -- CMD ARGS...)."""
+
+    def body() -> int:
+        from . import oneoff
+        from .config import load
+        from .output import Reporter
+
+        argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+        if not argv or not argv[0]:
+            raise _bad("exec needs a command after --, e.g. publicworks exec --service S -- python manage.py shell")
+        return oneoff.run(load(), _service(service) or "", argv, Reporter())
+
+    _run(c, body)
+
+
+@task(help={"service": "service name from services.toml", "reason": "why, for whoever tries to deploy"})
+def freeze(c, service=None, reason=None):
+    """Stop deploys of a service until unfreeze (rollbacks still work); shown by status."""
+    from . import freeze as freeze_mod
+
+    why = _text(reason, "--reason")
+    if why is None:
+        raise _bad("--reason is required: it is what a blocked deploy says")
+    _session_task(c, service, lambda s: freeze_mod.freeze(s, why))
+
+
+@task(help={"service": "service name from services.toml"})
+def unfreeze(c, service=None):
+    """Allow deploys of a service again."""
+    from . import freeze as freeze_mod
+
+    _session_task(c, service, freeze_mod.unfreeze)
+
+
+ns = Collection(deploy, rollback, history, status, caddy, doctor, prune, logs, exec_, freeze, unfreeze)

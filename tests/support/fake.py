@@ -207,6 +207,8 @@ class FakeServer:
         self.lock_holder = ""
         self.lock_open = False  # our lock channel is alive
         self.unwritable: set[str] = set()  # paths whose writes fail (a full disk, a read-only file)
+        self.free_mb = 50_000  # on Docker's data root
+        self.images: set[str] = set()  # repository:tag of the images present (pulls add to it)
         self.caddy = FakeCaddy(self, cfg)
         self._ids = 0
 
@@ -277,7 +279,10 @@ class FakeServer:
         color = next(c for c in COLORS if units[0] in svc.unit_names(c))
         first = svc.unit_names(color)[0]
         if sub == "pull":
-            return (1, "", f"manifest for {version} not found") if version in self.missing else (0, "", "")
+            if version in self.missing:
+                return 1, "", f"manifest for {version} not found"
+            self.images.add(f"127.0.0.1:5000/{project}:{version}")
+            return 0, "", ""
         if sub == "run":
             ok = self.app(version).migrate_ok
             return (0, f"applied migrations for {version}\n", "") if ok else (1, "", "migration failed\n")
@@ -285,6 +290,8 @@ class FakeServer:
             return 0, "\n".join(f"{u} | log line" for u in units), ""
         if sub == "config":
             return 0, "\n".join(f"127.0.0.1:5000/{project}:{version}" for _ in units), ""
+        if sub == "logs":
+            return 0, "", ""
         for unit in units:
             name = f"{project}-{unit}-1"
             c = self.containers.get(name)
@@ -329,6 +336,10 @@ class FakeServer:
             if args[0] not in files:
                 return 1, "", ""
             return 0, files.pop(args[0]), ""
+        if script == cmd._DISK:
+            free = self.free_mb * 1024
+            line = f"/dev/vda 100000000 1 {free} 1% /"
+            return 0, "root=/var/lib/docker\n" + "\n".join(line for _ in range(1 + len(args))) + "\n", ""
         if script == cmd._LOCK_PROBE:
             held = self.lock_token is not None
             locks = "1: FLOCK  ADVISORY  WRITE 99 00:2d:7 0 EOF\n" if held else ""
@@ -421,6 +432,18 @@ class FakeRemote:
         if argv[:2] == ("docker", "ps"):
             out = "\n".join(c.ps_line() for c in self.server.containers.values())
             return self._result(command, Result(command, 0, out + "\n", ""), check)
+        if argv[:2] == ("docker", "images"):
+            rows = [
+                f"{ref.rpartition(':')[0]}\t{ref.rpartition(':')[2]}\tsha256:{abs(hash(ref))}\t10MB"
+                for ref in sorted(self.server.images)
+            ]
+            return self._result(command, Result(command, 0, "\n".join(rows) + "\n", ""), check)
+        if argv[:3] == ("docker", "image", "rm"):
+            self.server.images -= set(argv[argv.index("--") + 1 :])
+            return self._result(command, Result(command, 0, "", ""), check)
+        if argv[:2] == ("rm", "-f"):
+            self.server.files.pop(argv[-1], None)
+            return self._result(command, Result(command, 0, "", ""), check)
         if argv[:2] == ("docker", "stop"):
             for cid in argv[argv.index("--") + 1 :]:
                 for c in self.server.containers.values():
@@ -440,6 +463,17 @@ class FakeRemote:
         if check and not result.ok:
             raise CommandFailed(result)
         return result
+
+    def attach(self, command: Command, tty: bool = False, keep_stdin: bool = False) -> int:
+        """Streamed commands (logs, exec): recorded; a hook may answer with its exit status."""
+        self.ran.append(command)
+        self.fenced.append(False)
+        for match, action in list(self.hooks):
+            if match(command):
+                answer = action(command)
+                if answer is not None:
+                    return answer.exited
+        return 0
 
     def channel(self, command: Command) -> FakeLockChannel:
         assert command.argv[:2] == ("bash", "-c"), command

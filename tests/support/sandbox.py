@@ -186,13 +186,19 @@ def sshd_log() -> str:
 
 
 def config_with(tmp_path: Path, **changes: object) -> dict[str, str]:
-    """The sandbox's services.toml with `key = value` lines replaced (or added to [server]), as an env."""
+    """The sandbox's services.toml with `key = value` set — replaced where the key is, else added to every
+    service table (service keys) or to [server] — as the environment of a run."""
+    from publicworks.config import _SERVICE
+
     text = (ROOT / "sandbox" / "services.toml").read_text()
     for key, value in changes.items():
+        line = f"{key} = {value}"
         if re.search(rf"(?m)^{key} = ", text):
-            text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+            text = re.sub(rf"(?m)^{key} = .*$", lambda _, line=line: line, text)
+        elif key in _SERVICE:
+            text = re.sub(r"(?m)^(\[services\.[^]]+\])$", lambda m, line=line: f"{m.group(1)}\n{line}", text)
         else:
-            text = text.replace("[server]\n", f"[server]\n{key} = {value}\n", 1)
+            text = text.replace("[server]\n", f"[server]\n{line}\n", 1)
     f = tmp_path / "services.toml"
     f.write_text(text)
     return pw_env(PUBLICWORKS_CONFIG=str(f))

@@ -91,7 +91,7 @@ def test_reads_are_not_mutating_and_changes_are(co):
             cmd.read_file("/x"),
             cmd.tail_file("/x", 3),
             cmd.lock_probe("/x"),
-            cmd.request_rollback("/m", "note"),
+            cmd.write_marker("/m", "note"),
         )
     )
     assert all(

@@ -70,7 +70,7 @@ def test_unknown_key():
     assert err(GOOD + 'colour = "x"\n') == (
         "services.web.colour: unknown key (known: dir, project, compose_files, units, ports, health_path, "
         "version_env, migrate, ready_timeout, canary_seconds, canary_failures, canary_probe_interval, "
-        "stop_grace, behind_caddy)"
+        "stop_grace, behind_caddy, keep_images, pre_migrate)"
     )
 
 
