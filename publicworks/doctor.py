@@ -167,8 +167,9 @@ def check_units(svc: ServiceConfig, color: str, r: Result) -> Check:
         f"services:\n  {first}:\n    image: <registry>/<image>:${{{svc.version_env}}}\n"
         f'    ports:\n      - "127.0.0.1:{port}:<the app\'s port>"'
     )
+    where = f"in {svc.dir}'s compose files ({', '.join(svc.files(color))}):\n{example}"
     if not r.ok:
-        return Check(name, BAD, r.tail(2), f"make `docker compose config` work for {color}'s compose files")
+        return Check(name, BAD, f"`docker compose config` fails: {r.tail(1)}", where)
     try:
         services = json.loads(r.stdout).get("services") or {}
     except ValueError:
@@ -184,9 +185,7 @@ def check_units(svc: ServiceConfig, color: str, r: Result) -> Check:
             problems.append(f"{u}'s image {image!r} does not end in :${{{svc.version_env}}}")
     if not problems:
         return Check(name, OK, f"{', '.join(svc.unit_names(color))}; {first} on 127.0.0.1:{port}")
-    return Check(
-        name, BAD, "; ".join(problems), f"in {svc.dir}'s compose files ({', '.join(svc.files(color))}):\n{example}"
-    )
+    return Check(name, BAD, "; ".join(problems), where)
 
 
 def check_disk(cfg: Config, report: str) -> Check:

@@ -105,9 +105,25 @@ def test_exec_is_interactive_when_a_terminal_is_attached(vps):
 
     assert deploy("a1c0ffe").code == 0
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "publicworks", "exec", "--service", CO, "--", "sh", "-c",
-                          "printf 'name? '; read x; echo got-$x"], stdin=slave, stdout=slave, stderr=slave,
-                         env=pw_env(), close_fds=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "publicworks",
+            "exec",
+            "--service",
+            CO,
+            "--",
+            "sh",
+            "-c",
+            "printf 'name? '; read x; echo got-$x",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=pw_env(),
+        close_fds=True,
+    )
     os.close(slave)
     seen = b""
 

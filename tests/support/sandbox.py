@@ -121,6 +121,17 @@ class VPS:
             raise AssertionError(f"on the VPS: {script!r} exited {p.returncode}: {p.stderr}")
         return p.stdout
 
+    def put(self, path: str, text: str) -> None:
+        """Write a file on the VPS as the deploy user (relative paths are under /home/deploy)."""
+        subprocess.run(
+            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", ALIAS, "cat", ">", path],
+            input=text,
+            text=True,
+            check=True,
+            timeout=30,
+            capture_output=True,
+        )
+
     def containers(self, project: str | None = None) -> dict[str, dict]:
         """name -> {id, image, state, version} of every container (of one compose project)."""
         out = self.sh("docker ps -a --no-trunc --format '{{json .}}'")
