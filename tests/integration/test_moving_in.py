@@ -40,6 +40,8 @@ def todays_vps(vps, admin) -> None:
     )
     load_caddyfile(admin, (LEGACY / "Caddyfile").read_text())
     poll(lambda: answer(CO).startswith("service=civic-observer version=a1c0ffe color=legacy"), what="today's site")
+    for _ in range(20):  # both of today's django colors answer (no health checks would hide one that does not)
+        poll(lambda: answer("corkboard-django").startswith("service=corkboard-django"), what="today's django")
 
 
 def restore_compose_files(vps) -> None:
