@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from . import commands as cmd
 from . import health, switch
@@ -38,7 +39,26 @@ class Ended(Enum):
 class Outcome:
     ended: Ended
     why: str = ""
-    state: State | None = None  # the state to finish with (COMPLETED)
+    states: tuple[State, ...] = ()  # per member, the state to finish with (COMPLETED)
+
+    @property
+    def state(self) -> State | None:
+        return self.states[0] if self.states else None
+
+
+@dataclass
+class Member:
+    """One host's part in a canary: its session, its two colors, its state."""
+
+    s: Session
+    old: Slot
+    new: Slot
+    state: State
+    migrated: bool
+    admin: Admin | None
+    passed: int = 0
+    failed_in_a_row: int = 0
+    last: health.Probe | None = None
 
 
 def requested_by(text: str) -> str:
@@ -50,73 +70,86 @@ def requested_by(text: str) -> str:
         return text.strip()[:80] or "the marker file"
 
 
-def watch(
-    s: Session, old: Slot, new: Slot, state: State, seconds: float, migrated: bool, admin: Admin | None
-) -> Outcome:
-    """Run the canary (both colors serve for `seconds`); how it ended."""
-    port = s.svc.ports[new.color]
-    with s.out.step(
+def watch(members: list[Member], seconds: float) -> Outcome:
+    """Run the canary on every member's host at once (both colors serve for `seconds`); how it ended.
+    A request or an automatic rollback on any host ends it on every host."""
+    lead = members[0].s
+    old, new = members[0].old, members[0].new
+    with lead.out.step(
         Step.CANARY, f"{new.color} {new.version} and {old.color} {old.version} both serve for {seconds:g}s"
     ):
-        stale = s.run(cmd.consume_marker(s.svc.marker), check=False)
-        if stale.ok:
-            s.out.warn(f"removed a rollback request left from before this canary ({requested_by(stale.stdout)})")
-        state = state.canary_started(old, new, iso_in(s.clock, seconds), s.actor, migrated, s.now())
-        s.write_state(state)
-        s.notifier.send(
+        for m in members:
+            s = m.s
+            stale = s.run(cmd.consume_marker(s.svc.marker), check=False)
+            if stale.ok:
+                s.out.warn(f"removed a rollback request left from before this canary ({requested_by(stale.stdout)})")
+            m.state = m.state.canary_started(m.old, m.new, iso_in(s.clock, seconds), s.actor, m.migrated, s.now())
+            s.write_state(m.state)
+        lead.notifier.send(
             "canary-started",
-            s.svc.name,
+            lead.svc.name,
             f"{new.version} on {new.color} beside {old.version} on {old.color} for {seconds:g}s",
         )
-        ended, why = _loop(s, port, new.color, seconds)
+        ended, why = _loop(members, seconds)
         if ended is Ended.COMPLETED:
-            s.notifier.send("canary-finished", s.svc.name, f"{new.version} passed its {seconds:g}s canary")
-            return Outcome(ended, state=state)
-        s.out.note(f"ended early: {why}")
+            lead.notifier.send("canary-finished", lead.svc.name, f"{new.version} passed its {seconds:g}s canary")
+            return Outcome(ended, states=tuple(m.state for m in members))
+        lead.out.note(f"ended early: {why}")
     if ended is Ended.ABANDONED:
         return Outcome(ended, why)
-    end(s, state, old, new, ended.value, why, admin)
+    for m in members:
+        end(m.s, m.state, m.old, m.new, ended.value, why, m.admin)
     return Outcome(ended, why)
 
 
-def _loop(s: Session, port: int, color: str, seconds: float) -> tuple[Ended, str]:
-    clock = s.clock
+def _loop(members: list[Member], seconds: float) -> tuple[Ended, str]:
+    lead = members[0].s
+    clock = lead.clock
     t0 = clock.monotonic()
     end_at = t0 + seconds
     next_probe = next_progress = t0
-    passed = failed_in_a_row = 0
-    last: health.Probe | None = None
-    with s.remote.http() as client:
+    clients = [m.s.remote.http() for m in members]
+    try:
         while (now := clock.monotonic()) < end_at:
-            if s.interrupts():
-                return Ended.ABANDONED, f"interrupted ({s.interrupts.signal})"
-            try:
-                marker = s.run(cmd.consume_marker(s.svc.marker), check=False)
-            except LockLost as e:
-                return Ended.ABANDONED, e.message
-            if marker.ok:
-                return Ended.REQUESTED, f"rollback requested by {requested_by(marker.stdout)}"
+            if lead.interrupts():
+                return Ended.ABANDONED, f"interrupted ({lead.interrupts.signal})"
+            for m in members:
+                try:
+                    marker = m.s.run(cmd.consume_marker(m.s.svc.marker), check=False)
+                except LockLost as e:
+                    return Ended.ABANDONED, e.message
+                if marker.ok:
+                    return Ended.REQUESTED, f"rollback requested by {requested_by(marker.stdout)}"
             if now >= next_probe:
-                next_probe = now + s.svc.canary_probe_interval
-                last = health.probe(client, port, s.svc.health_path, clock)
-                if last.ok:
-                    passed, failed_in_a_row = passed + 1, 0
-                else:
-                    failed_in_a_row += 1
-                    s.out.note(
-                        f"probe of {color} failed ({failed_in_a_row}/{s.svc.canary_failures}): {last.describe()}"
-                    )
-                    if failed_in_a_row >= s.svc.canary_failures:
-                        return (
-                            Ended.AUTOMATIC,
-                            f"{color} failed {failed_in_a_row} health probes in a row ({last.describe()})",
-                        )
+                next_probe = now + lead.svc.canary_probe_interval
+                for m, client in zip(members, clients, strict=True):
+                    failed = _probe(m, client)
+                    if failed:
+                        return Ended.AUTOMATIC, failed
             if now >= next_progress:
                 next_progress = now + PROGRESS_EVERY
-                status = last.describe() if last else "no probe yet"
-                s.out.note(f"canary: {end_at - now:.0f}s left, {passed} probe(s) passed, last {status}")
+                for m in members:
+                    status = m.last.describe() if m.last else "no probe yet"
+                    m.s.out.note(f"canary: {end_at - now:.0f}s left, {m.passed} probe(s) passed, last {status}")
             clock.sleep(max(0.0, min(TICK, end_at - clock.monotonic())))
+    finally:
+        for client in clients:
+            client.close()
     return Ended.COMPLETED, ""
+
+
+def _probe(m: Member, client: Any) -> str:
+    """Probe the member's new color; why the canary must roll back, or ""."""
+    s, color = m.s, m.new.color
+    m.last = health.probe(client, s.svc.ports[color], s.svc.health_path, s.clock)
+    if m.last.ok:
+        m.passed, m.failed_in_a_row = m.passed + 1, 0
+        return ""
+    m.failed_in_a_row += 1
+    s.out.note(f"probe of {color} failed ({m.failed_in_a_row}/{s.svc.canary_failures}): {m.last.describe()}")
+    if m.failed_in_a_row >= s.svc.canary_failures:
+        return f"{color} failed {m.failed_in_a_row} health probes in a row ({m.last.describe()})"
+    return ""
 
 
 def end(s: Session, state: State, old: Slot, new: Slot, reason: str, why: str, admin: Admin | None) -> None:

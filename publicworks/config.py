@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,11 @@ class ServerConfig:
     ssh_timeout: float  # connect, banner, login, channel open and command start, each
     min_free_mb: int  # a deploy refuses to pull with less free on Docker's data root
     warn_free_mb: int  # doctor warns below this
+    name: str = ""  # its name under [hosts]; "" for [server] itself (which PUBLICWORKS_HOST/_USER/_PORT override)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.host
 
     def frozen_file(self, service: str) -> str:
         return f"{self.state_dir}/{service}.frozen"
@@ -100,6 +105,8 @@ class ServiceConfig:
     behind_caddy: bool  # false: Caddy does not proxy it, the switch needs no Caddy proof
     keep_images: int  # the newest versions it has served whose images stay on the server
     pre_migrate: tuple[str, ...]  # argv run before the migrations (a database dump); () = none
+    hosts: tuple[str, ...] = ()  # names under [hosts]; () = the [server] host
+    hosts_at_once: int = 1  # hosts switched at a time in a rolling deploy
 
     def files(self, color: str) -> list[str]:
         """Absolute compose file paths for `color`."""
@@ -121,6 +128,19 @@ class Config:
     server: ServerConfig
     caddy: CaddyConfig
     services: dict[str, ServiceConfig]
+    hosts: dict[str, ServerConfig] = field(default_factory=dict)  # [hosts.NAME]
+
+    def by_host(self, services: list[ServiceConfig]) -> list[tuple[ServerConfig, list[ServiceConfig]]]:
+        """The hosts these services run on, each with its services: one connection per host reads them all."""
+        out: dict[str, tuple[ServerConfig, list[ServiceConfig]]] = {}
+        for svc in services:
+            for server in self.targets(svc):
+                out.setdefault(server.label, (server, []))[1].append(svc)
+        return list(out.values())
+
+    def targets(self, svc: ServiceConfig) -> list[ServerConfig]:
+        """The hosts a service runs on, in its order (the [server] host when it names none)."""
+        return [self.hosts[h] for h in svc.hosts] if svc.hosts else [self.server]
 
     def service(self, name: str) -> ServiceConfig:
         try:
@@ -199,7 +219,10 @@ _SERVICE: dict[str, Spec] = {
     "behind_caddy": (boolean, True),
     "keep_images": (is_int, 5),
     "pre_migrate": (str_, ""),
+    "hosts": (strlist, []),
+    "hosts_at_once": (is_int, 1),
 }
+_HOST_TABLE: dict[str, Spec] = {"host": (str_, REQUIRED), "user": (str_, None), "port": (is_int, None)}
 _LIMITS = {  # key: (low, high, low allowed)
     "ready_timeout": (0, 3600, False),
     "canary_seconds": (0, 86400, True),
@@ -207,6 +230,7 @@ _LIMITS = {  # key: (low, high, low allowed)
     "canary_probe_interval": (0, 3600, False),
     "stop_grace": (0, 3600, True),
     "keep_images": (0, 1000, False),
+    "hosts_at_once": (0, 1000, False),
 }
 
 
@@ -290,6 +314,8 @@ def _service(name: str, data: Any, used_ports: dict[int, str]) -> ServiceConfig:
         behind_caddy=f["behind_caddy"],
         keep_images=int(limits["keep_images"]),
         pre_migrate=commands["pre_migrate"],
+        hosts=tuple(f["hosts"]),
+        hosts_at_once=int(limits["hosts_at_once"]),
     )
 
 
@@ -338,9 +364,10 @@ def parse(text: str, path: str = "<string>") -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     for key in data:
-        if key not in ("server", "caddy", "services"):
-            raise ConfigError(f"{key}: unknown key (known: server, caddy, services)")
+        if key not in ("server", "hosts", "caddy", "services"):
+            raise ConfigError(f"{key}: unknown key (known: server, hosts, caddy, services)")
     server = _server(data.get("server", {}))
+    hosts = _hosts(data.get("hosts", {}), server)
     caddy = fields(data.get("caddy", {}), _CADDY, "caddy")
     for key in ("lb_try_duration", "lb_try_interval", "health_interval", "health_timeout"):
         if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", caddy[key]):
@@ -351,6 +378,13 @@ def parse(text: str, path: str = "<string>") -> Config:
     used: dict[int, str] = {}
     services = {name: _service(name, table_, used) for name, table_ in tables.items()}
     _check_shared_projects(services)
+    for svc in services.values():
+        for i, name in enumerate(svc.hosts):
+            if name not in hosts:
+                known = ", ".join(sorted(hosts)) or "none: add a [hosts.NAME] table"
+                raise ConfigError(f"services.{svc.name}.hosts[{i}]: {name!r} is not a host (known: {known})")
+        if len(set(svc.hosts)) != len(svc.hosts):
+            raise ConfigError(f"services.{svc.name}.hosts: a host is named twice")
     behind = [s.name for s in services.values() if s.behind_caddy]
     if behind and not server.caddy_admin:
         raise ConfigError(
@@ -358,7 +392,28 @@ def parse(text: str, path: str = "<string>") -> Config:
             "behind Caddy (a switch waits for Caddy's proof); for a service Caddy does not proxy, set "
             "behind_caddy = false in its table"
         )
-    return Config(path=path, server=server, caddy=CaddyConfig(**caddy), services=services)
+    return Config(path=path, server=server, caddy=CaddyConfig(**caddy), services=services, hosts=hosts)
+
+
+def _hosts(data: Any, server: ServerConfig) -> dict[str, ServerConfig]:
+    """[hosts.NAME] tables: an address (and user, port) each; everything else as in [server]."""
+    if not isinstance(data, dict):
+        raise ConfigError("hosts: expected tables [hosts.NAME]")
+    out = {}
+    for name, table_ in data.items():
+        where = f"hosts.{name}"
+        if not _NAME.fullmatch(name):
+            raise ConfigError(f"{where}: a host name is lowercase letters, digits, '-' and '_'")
+        f = fields(table_, _HOST_TABLE, where)
+        check_host(f["host"], f"{where}.host")
+        user = f["user"] if f["user"] is not None else server.user
+        if not _USER.fullmatch(user):
+            raise ConfigError(f"{where}.user: {user!r} is not a user name")
+        port = f["port"] if f["port"] is not None else server.port
+        if not 0 < port < 65536:
+            raise ConfigError(f"{where}.port: {port} is not a TCP port")
+        out[name] = replace(server, host=f["host"], user=user, port=port, name=name)
+    return out
 
 
 def default_path() -> Path:

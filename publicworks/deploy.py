@@ -9,7 +9,7 @@ history say what really runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import canary, disk, freeze, plan, prune, switch
 from . import commands as cmd
@@ -42,6 +42,16 @@ def deploy(cfg: Config, opts: Options, out: Reporter, connect_to: Callable[..., 
     check_version(opts.version)
     seconds = svc.canary_seconds if opts.canary is None else opts.canary
     out.steps = DEPLOY
+    if len(cfg.targets(svc)) > 1 and not opts.dry_run:
+        from .multihost import deploy_hosts  # it builds on Deploy
+
+        return deploy_hosts(cfg, svc, opts.version, seconds, opts.wait_lock, out, connect_to)
+    for server in cfg.targets(svc)[:-1]:  # a dry run across hosts: each host's plan
+        with open_session(replace(cfg, server=server), svc, out.for_host(server.label), connect_to) as s:
+            dry_run(s, opts.version, seconds)
+    last = cfg.targets(svc)[-1]
+    if len(cfg.targets(svc)) > 1:
+        cfg, out = replace(cfg, server=last), out.for_host(last.label)
     with open_session(cfg, svc, out, connect_to) as s:
         if opts.dry_run:
             return dry_run(s, opts.version, seconds)
@@ -83,20 +93,14 @@ class Deploy:
 
     def steps(self) -> int:
         s, out = self.s, self.s.out
-        with out.step(Step.INSPECT):
-            p, ch = self.inspect()
-        with out.step(Step.PULL, f"{s.svc.project} {', '.join(s.svc.unit_names(p.target))} @ {self.version}"):
-            s.run(p.pull)
+        self.prepare()
         s.check_interrupt()
-        self.migrate(p)
-        s.check_interrupt()
-        switch.start(s, ch, self.admin)
-        s.check_interrupt()
-        switch.wait_healthy(s, ch, s.svc.ready_timeout)
-        switch.prove(s, ch, self.admin)  # no proof, no switch
+        self.bring_up()
+        ch, p = self.change, self.plan
+        assert ch is not None and p is not None
         state = self.before
         if ch.old and self.canary_seconds > 0:
-            o = canary.watch(s, ch.old, ch.new, state, self.canary_seconds, self.migrated, self.admin)
+            o = canary.watch([self.member()], self.canary_seconds)
             if o.ended is Ended.ABANDONED:
                 return self.abandoned(o.why)
             if o.ended is not Ended.COMPLETED or o.state is None:
@@ -105,10 +109,7 @@ class Deploy:
             switch.confirm(s, ch, self.admin)
         else:
             out.skip(Step.CANARY, "first deploy" if not ch.old else "canary 0")
-        switch.stop_old(s, ch)
-        with out.step(Step.RECORD):
-            rec = self.record(state.deployed(p.target, self.version, p.old, self.migrated, s.now()), p)
-        self.prune()
+        rec = self.finish(state)
         stopped = f"; {p.old.color} ({p.old.version}) stopped" if p.old else ""
         done = f"deployed {s.svc.name} {self.version} to {p.target} (port {p.target_port}) in {out.elapsed():.1f}s"
         out.summary(
@@ -116,6 +117,45 @@ class Deploy:
         )
         s.notifier.send("success", s.svc.name, f"{self.version} live on {p.target} in {out.elapsed():.0f}s{stopped}")
         return OK
+
+    # -- the phases: one host's part, in order (a deploy across hosts runs them host by host) --------
+
+    def prepare(self, migrate: bool = True) -> None:
+        """inspect, pull, migrate: nothing serving is touched yet."""
+        s, out = self.s, self.s.out
+        with out.step(Step.INSPECT):
+            p, _ = self.inspect()
+        with out.step(Step.PULL, f"{s.svc.project} {', '.join(s.svc.unit_names(p.target))} @ {self.version}"):
+            s.run(p.pull)
+        s.check_interrupt()
+        if migrate:
+            self.migrate(p)
+        else:
+            out.skip(Step.MIGRATE, "the migrations run on the service's first host")
+
+    def bring_up(self) -> None:
+        """start, health, switch: the new color serves beside the old one, as Caddy has proven."""
+        s, ch = self.s, self.change
+        assert ch is not None
+        switch.start(s, ch, self.admin)
+        s.check_interrupt()
+        switch.wait_healthy(s, ch, s.svc.ready_timeout)
+        switch.prove(s, ch, self.admin)  # no proof, no switch
+
+    def finish(self, state: State, **fields: object) -> Recorded:
+        """stop the old color, record, prune."""
+        ch, p = self.change, self.plan
+        assert ch is not None and p is not None
+        switch.stop_old(self.s, ch)
+        with self.s.out.step(Step.RECORD):
+            rec = self.record(state.deployed(p.target, self.version, p.old, self.migrated, self.s.now()), p, **fields)
+        self.prune()
+        return rec
+
+    def member(self) -> canary.Member:
+        ch = self.change
+        assert ch is not None and ch.old is not None
+        return canary.Member(self.s, ch.old, ch.new, self.before, self.migrated, self.admin)
 
     def prune(self) -> None:
         """Old images off the disk (see `prune`); never a reason to fail a deploy that happened."""
@@ -168,7 +208,7 @@ class Deploy:
             self.migrated = True
             s.out.note(result.stdout.strip()[-2000:] or "(no output)")
 
-    def record(self, new: State, p: DeployPlan) -> Recorded:
+    def record(self, new: State, p: DeployPlan, **fields: object) -> Recorded:
         """The state and the history line; what could not be written fails the step, saying what is live."""
         s = self.s
         problems = []
@@ -186,6 +226,7 @@ class Deploy:
             migrations="ran" if self.migrated else None,
             duration=f"{s.out.elapsed():.1f}s",
             state="unwritten" if problems else None,
+            **fields,
         )
         if rec.error:
             problems.append(rec.error)

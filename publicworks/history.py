@@ -90,14 +90,18 @@ def parse(text: str) -> list[Entry]:
 HEADERS = ("TIME", "SERVICE", "VERSION", "STATUS", "COLOR", "ACTOR", "DETAILS")
 
 
-def table(entries: list[Entry]) -> str:
-    """An aligned table, oldest first (newest last); unparsable lines appear as they are."""
-    rows = [HEADERS] + [
-        (e.time, e.service, e.version, e.status, e.color, e.actor, " ".join(f"{k}={v}" for k, v in e.fields.items()))
-        for e in entries
+def table(entries: list[Entry], hosts: list[str] | None = None) -> str:
+    """An aligned table, oldest first (newest last); unparsable lines appear as they are. With `hosts` (one
+    per entry: a history merged from several hosts), a HOST column."""
+    where = hosts or [""] * len(entries)
+    headers = (("HOST",) if hosts else ()) + HEADERS
+    rows = [headers] + [
+        ((h,) if hosts else ())
+        + (e.time, e.service, e.version, e.status, e.color, e.actor, " ".join(f"{k}={v}" for k, v in e.fields.items()))
+        for e, h in zip(entries, where, strict=True)
         if e.parsed
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS) - 1)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(headers) - 1)]
     lines, parsed = [], iter(rows[1:])
 
     def fmt(row: tuple[str, ...]) -> str:

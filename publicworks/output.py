@@ -93,8 +93,14 @@ class Facts:
 
 class Reporter:
     def __init__(
-        self, steps: Sequence[Step] = (), verbose: bool = False, out: TextIO | None = None, clock: Clock | None = None
+        self,
+        steps: Sequence[Step] = (),
+        verbose: bool = False,
+        out: TextIO | None = None,
+        clock: Clock | None = None,
+        label: str = "",
     ) -> None:
+        self.label = label  # a host's name, in front of every line, when a run spans several hosts
         self.steps = tuple(steps)
         self.verbose = verbose
         self.out = out or sys.stdout
@@ -112,6 +118,13 @@ class Reporter:
 
     def line(self, text: str = "") -> None:
         try:
+            if self.label and text:
+                command, sep, rest = text.partition("::") if text.startswith("::") else ("", "", "")
+                text = (
+                    f"::{rest.split('::', 1)[0]}::[{self.label}] {rest.split('::', 1)[1]}"
+                    if sep
+                    else f"[{self.label}] {text}"
+                )
             print(text, file=self.out, flush=True)
         except (OSError, ValueError):
             pass  # nobody reads any more: the run goes on regardless
@@ -166,6 +179,12 @@ class Reporter:
 
     def elapsed(self) -> float:
         return self.clock.monotonic() - self.t0
+
+    def for_host(self, label: str) -> Reporter:
+        """The same output, its lines marked with a host's name (a run across several hosts)."""
+        r = Reporter(self.steps, self.verbose, self.out, self.clock, label)
+        r.t0 = self.t0
+        return r
 
     def summary(self, text: str, ok: bool, facts: Facts | None = None) -> None:
         """The run's one-line outcome; on GitHub Actions also appended to the job summary as markdown."""

@@ -27,7 +27,7 @@ from .lock import probe as probe_lock
 from .output import Facts, Reporter
 from .plan import Refusal, RollbackPlan
 from .remote import Remote, connect
-from .session import Session, open_session
+from .session import Recorded, Session, open_session
 from .state import State
 from .steps import ROLLBACK, Step
 
@@ -54,6 +54,10 @@ def rollback(
     if opts.to is not None:
         check_version(opts.to, "--to")
     out.steps = ROLLBACK
+    if len(cfg.targets(svc)) > 1:
+        from .multihost import rollback_hosts  # it builds on Rollback
+
+        return rollback_hosts(cfg, svc, opts, out, connect_to, ask)
     with open_session(cfg, svc, out, connect_to) as s:
         return Rollback(s, opts, ask).run()
 
@@ -94,37 +98,15 @@ class Rollback:
 
     def steps(self) -> int:
         s, out = self.s, self.s.out
-        with out.step(Step.INSPECT):
-            state, views = s.read_state(), s.views()
-            self.state = state
-            c = state.canary if self.opts.to is None and plan.canary_to_end(state, views) else None
-            if c:
-                out.warn(
-                    f"a canary was left unfinished: {c.new.color} ({c.new.version}) beside "
-                    f"{c.old.color} ({c.old.version}); stopping {c.new.color}"
-                )
-            else:
-                p = self.decide(state, views)
+        c = self.inspect()
         if c:
-            return self.end_unfinished_canary(state)
-        ch = self.change
-        assert ch is not None
+            return self.end_unfinished_canary()
         t0 = s.clock.monotonic()
-        switch.start(s, ch, self.admin)
-        switch.wait_healthy(s, ch, s.svc.ready_timeout)
-        switch.prove(s, ch, self.admin)
-        switch.stop_old(s, ch)
-        with out.step(Step.RECORD):
-            frm = p.serving
-            why = f"rolled back ({p.reason}) at {s.now()} by {s.actor}"
-            s.write_state(state.rolled_back(p.to, frm, why, s.now()))
-            rec = s.record(
-                p.to.version,
-                "rollback",
-                p.to.color,
-                reason=p.reason,
-                **({"from": f"{frm.color}:{frm.version}"} if frm else {}),
-            )
+        self.bring_up()
+        rec = self.finish()
+        p = self.plan
+        assert p is not None
+        frm = p.serving
         took = s.clock.monotonic() - t0
         frm_text = f" from {frm.version} ({frm.color})" if frm else ""
         text = f"rolled back {s.svc.name}{frm_text} to {p.to.version} on {p.to.color} in {took:.1f}s"
@@ -137,6 +119,48 @@ class Rollback:
             "rollback", s.svc.name, f"{p.reason}: {frm.version if frm else '-'} → {p.to.version} ({s.actor})"
         )
         return FAILED if rec.error else OK
+
+    # -- the phases: one host's part (a rollback across hosts runs them host by host) -----------------
+
+    def inspect(self) -> bool:
+        """Read what runs; decide. True when the rollback is the end of an unfinished canary."""
+        s, out = self.s, self.s.out
+        with out.step(Step.INSPECT):
+            state, views = s.read_state(), s.views()
+            self.state = state
+            c = state.canary if self.opts.to is None and plan.canary_to_end(state, views) else None
+            if c:
+                out.warn(
+                    f"a canary was left unfinished: {c.new.color} ({c.new.version}) beside "
+                    f"{c.old.color} ({c.old.version}); stopping {c.new.color}"
+                )
+            else:
+                self.decide(state, views)
+        return c is not None
+
+    def bring_up(self) -> None:
+        s, ch = self.s, self.change
+        assert ch is not None
+        switch.start(s, ch, self.admin)
+        switch.wait_healthy(s, ch, s.svc.ready_timeout)
+        switch.prove(s, ch, self.admin)
+
+    def finish(self, **fields: object) -> Recorded:
+        s, ch, p, state = self.s, self.change, self.plan, self.state
+        assert ch is not None and p is not None and state is not None
+        switch.stop_old(s, ch)
+        with s.out.step(Step.RECORD):
+            frm = p.serving
+            why = f"rolled back ({p.reason}) at {s.now()} by {s.actor}"
+            s.write_state(state.rolled_back(p.to, frm, why, s.now()))
+            return s.record(
+                p.to.version,
+                "rollback",
+                p.to.color,
+                reason=p.reason,
+                **({"from": f"{frm.color}:{frm.version}"} if frm else {}),
+                **fields,
+            )
 
     def decide(self, state: State, views: dict) -> RollbackPlan:
         s = self.s
@@ -219,9 +243,10 @@ class Rollback:
         )
         return FAILED
 
-    def end_unfinished_canary(self, state: State) -> int:
-        s, c = self.s, state.canary
-        assert c is not None
+    def end_unfinished_canary(self) -> int:
+        s, state = self.s, self.state
+        assert state is not None and state.canary is not None
+        c = state.canary
         t0 = s.clock.monotonic()
         admin = Admin(s.remote, s.cfg.server.caddy_admin) if s.svc.behind_caddy else None
         try:

@@ -33,7 +33,7 @@ LOST = (
 )
 
 
-@dataclass
+@dataclass(eq=False)  # a session is itself: hashable by identity (one per host of a run)
 class Session:
     cfg: Config
     svc: ServiceConfig

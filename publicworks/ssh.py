@@ -24,6 +24,7 @@ from fabric import Connection
 from ._schema import ConfigError
 from .config import ServerConfig, check_host
 from .errors import BAD_INPUT, PublicWorksError
+from .hosts import HostConnection
 
 SSH_CONFIG_ENV = "PUBLICWORKS_SSH_CONFIG"
 
@@ -40,7 +41,10 @@ class Target:
 
 
 def target(server: ServerConfig, env: Mapping[str, str], entry: Mapping[str, Any]) -> Target:
-    """Where to connect: services.toml < the ssh config's Host block < PUBLICWORKS_HOST/_USER/_PORT."""
+    """Where to connect: services.toml < the ssh config's Host block < PUBLICWORKS_HOST/_USER/_PORT (the
+    environment overrides the [server] host only, never a named one of [hosts])."""
+    if server.name:
+        env = {}
     host = env.get("PUBLICWORKS_HOST") or server.host
     if env.get("PUBLICWORKS_HOST"):
         check_host(host, "PUBLICWORKS_HOST")
@@ -73,9 +77,10 @@ def fingerprint(key: paramiko.PKey) -> str:
 def open_connection(server: ServerConfig) -> tuple[Connection, Target]:
     """Connect, turning every SSH failure into one line that says what to do."""
     fab = _fabric_config()
-    resolved = target(server, os.environ, fab.base_ssh_config.lookup(os.environ.get("PUBLICWORKS_HOST") or server.host))
+    named = server.host if server.name else os.environ.get("PUBLICWORKS_HOST") or server.host
+    resolved = target(server, os.environ, fab.base_ssh_config.lookup(named))
     t = server.ssh_timeout
-    conn = Connection(
+    conn = HostConnection(
         resolved.host,
         user=resolved.user,
         port=resolved.port,

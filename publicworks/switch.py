@@ -144,6 +144,8 @@ def confirm(s: Session, ch: Change, admin: Admin | None) -> None:
 
 def stop_old(s: Session, ch: Change) -> None:
     old = ch.old
+    if ch.stopped:
+        return  # already stopped (a rolling deploy stops it as each host switches)
     with s.out.step(Step.STOP, f"{old.color} ({old.version})" if old else "nothing to stop"):
         if old is None:
             return

@@ -7,9 +7,11 @@ lock is busy. The package's modules are imported inside the tasks, so `--help` s
 
 from __future__ import annotations
 
+import json as json_mod
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
@@ -169,18 +171,24 @@ def history(c, service=None, limit=None, json=False):
         n = _integer(limit, "--limit", 1, 100_000) or 20
         name = _service(service, required=False)
         cfg = load()
-        if name:
-            cfg.service(name)
-        remote = connect(cfg.server)
-        try:
-            entries = server.tail_history(remote, cfg, n, name)
-        finally:
-            remote.close()
+        services = [cfg.service(name)] if name else list(cfg.services.values())
+        merged = []  # (host, entry) of every host, merged by time
+        for host, _ in cfg.by_host(services):
+            remote = connect(host)
+            try:
+                merged += [(host.label, e) for e in server.tail_history(remote, cfg, n, name)]
+            finally:
+                remote.close()
+        several = len({h for h, _ in merged}) > 1
+        if several:
+            merged.sort(key=lambda he: he[1].time)  # stable: each host's own order stays
+        merged = merged[-n:]
+        entries = [e for _, e in merged]
         if json:
-            for e in entries:
-                print(e.to_json())
+            for h, e in merged:
+                print(e.to_json() if not several else json_mod.dumps({"host": h, **e.as_dict()}))
         elif entries:
-            print(history_mod.table(entries))
+            print(history_mod.table(entries, [h for h, _ in merged] if several else None))
         else:
             print(f"no history yet in {cfg.server.history_file}" + (f" for {name}" if name else ""))
         return 0
@@ -200,12 +208,26 @@ def status(c, service=None, json=False):
         name = _service(service, required=False)
         cfg = load()
         services = [cfg.service(name)] if name else list(cfg.services.values())
-        remote = connect(cfg.server)
-        try:
-            lock, statuses = status_mod.gather(remote, cfg, services)
-        finally:
-            remote.close()
-        print(status_mod.to_json(lock, statuses) if json else status_mod.render(lock, statuses))
+        groups = cfg.by_host(services)
+        reports = []
+        for host, on_host in groups:
+            remote = connect(host)
+            try:
+                reports.append((host.label, *status_mod.gather(remote, replace(cfg, server=host), on_host)))
+            finally:
+                remote.close()
+        if len(reports) == 1:
+            _, lock, statuses = reports[0]
+            print(status_mod.to_json(lock, statuses) if json else status_mod.render(lock, statuses))
+        elif json:
+            print(
+                json_mod.dumps(
+                    {"hosts": [{"host": h, **json_mod.loads(status_mod.to_json(lk, st))} for h, lk, st in reports]},
+                    indent=2,
+                )
+            )
+        else:
+            print("\n".join(f"== {h}\n" + status_mod.render(lk, st) for h, lk, st in reports))
         return 0
 
     _run(c, body)

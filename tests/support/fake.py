@@ -14,8 +14,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from publicworks import deploy as deploy_mod
 from publicworks import rollback as rollback_mod
 from publicworks.commands import Command
 from publicworks.config import COLORS, Config
+from publicworks.hosts import HostConnection
 from publicworks.output import Reporter
 from publicworks.remote import CommandFailed, Result
 
@@ -38,6 +40,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.t = 1000.0
         self._events: list[tuple[float, Callable[[], None]]] = []
+        self._lock = threading.RLock()  # several hosts' threads share one clock
 
     def monotonic(self) -> float:
         return self.t
@@ -49,6 +52,10 @@ class FakeClock:
         self.advance(max(0.0, seconds))
 
     def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._advance(seconds)
+
+    def _advance(self, seconds: float) -> None:
         target = self.t + seconds
         while True:
             due = sorted((t, i) for i, (t, _) in enumerate(self._events) if t <= target)
@@ -397,10 +404,11 @@ class FakeLockChannel:
 class FakeRemote:
     """Plays the server for `Session`: records every command, answers from `FakeServer`."""
 
-    def __init__(self, cfg: Config, clock: FakeClock | None = None) -> None:
+    def __init__(self, cfg: Config, clock: FakeClock | None = None, name: str = "vps") -> None:
         self.clock = clock or FakeClock()
         self.server = FakeServer(cfg, self.clock)
-        self.target = "deploy@fake:22"
+        self.conn = HostConnection(f"fake-{name}")  # never opened: what Fabric's groups hold
+        self.target = f"deploy@{name}:22"
         self.user = "deploy"
         self.ran: list[Command] = []  # every command, unwrapped from its fence
         self.fenced: list[bool] = []
@@ -550,3 +558,35 @@ class World:
 
     def since(self, mark: int, mutating_only: bool = True) -> list[Command]:
         return [c for c in self.remote.ran[mark:] if c.mutating or not mutating_only]
+
+
+class Fleet:
+    """Several fake hosts of one service, one clock: a deploy across hosts against them."""
+
+    def __init__(self, cfg: Config, service: str, names: tuple[str, ...] = ("h1", "h2", "h3")) -> None:
+        hosts = {n: replace(cfg.server, host=f"10.9.0.{i + 2}", name=n) for i, n in enumerate(names)}
+        svc = replace(cfg.services[service], hosts=names)
+        self.cfg = replace(cfg, hosts=hosts, services={**cfg.services, service: svc})
+        self.clock = FakeClock()
+        self.remotes = {n: FakeRemote(self.cfg, self.clock, n) for n in names}
+        self.out = io.StringIO()
+
+    def server(self, name: str) -> FakeServer:
+        return self.remotes[name].server
+
+    def connect(self, server: Any, **kwargs: Any) -> FakeRemote:
+        return self.remotes[server.label]
+
+    def reporter(self) -> Reporter:
+        return Reporter(out=self.out, clock=self.clock)
+
+    def deploy(self, service: str, version: str, canary: float | None = 0) -> int:
+        opts = deploy_mod.Options(service, version, canary=canary)
+        return deploy_mod.deploy(self.cfg, opts, self.reporter(), connect_to=self.connect)
+
+    def rollback(self, service: str, to: str | None = None, yes: bool = False) -> int:
+        opts = rollback_mod.Options(service, to=to, yes=yes)
+        return rollback_mod.rollback(self.cfg, opts, self.reporter(), connect_to=self.connect)
+
+    def text(self) -> str:
+        return self.out.getvalue()

@@ -70,12 +70,12 @@ def test_unknown_key():
     assert err(GOOD + 'colour = "x"\n') == (
         "services.web.colour: unknown key (known: dir, project, compose_files, units, ports, health_path, "
         "version_env, migrate, ready_timeout, canary_seconds, canary_failures, canary_probe_interval, "
-        "stop_grace, behind_caddy, keep_images, pre_migrate)"
+        "stop_grace, behind_caddy, keep_images, pre_migrate, hosts, hosts_at_once)"
     )
 
 
 def test_unknown_top_level_and_server_keys():
-    assert err(GOOD + "[extra]\n").startswith("extra: unknown key")
+    assert err(GOOD + "[extra]\n").startswith("extra: unknown key (known: server, hosts, caddy, services)")
     assert err(GOOD.replace('host = "vps.example"', 'host = "x"\nlockfile = "/x"')).startswith(
         "server.lockfile: unknown key"
     )
