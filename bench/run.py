@@ -9,6 +9,10 @@
 4. Caddy: the design's literal snippet against `publicworks caddy`'s, through the same switches under
    the same load: failed requests, p99 and slowest (ratios: design / rendered)
 5. why no drain: transport errors caused by Caddy config changes through the admin API alone (60 of them)
+6. several hosts: a deploy on 1 host against the same on 3 hosts, one at a time (bench/hosts.py)
+
+`./dev bench` runs them all; `./dev bench hosts caddy` only those parts (startup, deploy, rollback, lock,
+reloads, caddy, hosts).
 
 Tests assert only generous bounds; the figures are here.
 """
@@ -271,16 +275,27 @@ def bench_reloads(vps: VPS, cfg: config.Config) -> None:
 def main() -> None:
     import os
 
+    from bench.hosts import bench_hosts
+
     os.environ.update(ENV)
     cfg = config.load()
     vps = VPS()
+    parts = {
+        "startup": bench_startup,
+        "deploy": lambda: bench_deploy(vps),
+        "rollback": lambda: bench_rollback(vps),
+        "lock": lambda: bench_lock(vps, cfg.server),
+        "reloads": lambda: bench_reloads(vps, cfg),
+        "caddy": lambda: bench_caddy(vps, cfg),
+        "hosts": lambda: bench_hosts(line),
+    }
+    chosen = sys.argv[1:] or list(parts)
+    unknown = [p for p in chosen if p not in parts]
+    if unknown:
+        sys.exit(f"bench: unknown part(s) {', '.join(unknown)}; the parts: {', '.join(parts)}")
     line(f"public-works bench, {time.strftime('%Y-%m-%d %H:%M:%S')} (sandbox VPS at {VPS_IP})")
-    bench_startup()
-    bench_deploy(vps)
-    bench_rollback(vps)
-    bench_lock(vps, cfg.server)
-    bench_reloads(vps, cfg)
-    bench_caddy(vps, cfg)
+    for name in chosen:
+        parts[name]()
     vps.clean()
 
 

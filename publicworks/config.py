@@ -132,15 +132,26 @@ class Config:
 
     def by_host(self, services: list[ServiceConfig]) -> list[tuple[ServerConfig, list[ServiceConfig]]]:
         """The hosts these services run on, each with its services: one connection per host reads them all."""
-        out: dict[str, tuple[ServerConfig, list[ServiceConfig]]] = {}
+        out: dict[tuple[str, str, int], tuple[ServerConfig, list[ServiceConfig]]] = {}
         for svc in services:
-            for server in self.targets(svc):
-                out.setdefault(server.label, (server, []))[1].append(svc)
+            for server in self.targets(svc):  # by address: [server] may also be named under [hosts]
+                out.setdefault((server.host, server.user, server.port), (server, []))[1].append(svc)
         return list(out.values())
 
     def targets(self, svc: ServiceConfig) -> list[ServerConfig]:
         """The hosts a service runs on, in its order (the [server] host when it names none)."""
         return [self.hosts[h] for h in svc.hosts] if svc.hosts else [self.server]
+
+    def target(self, svc: ServiceConfig, host: str | None) -> ServerConfig:
+        """The one host `--host` names among the service's (default: its first)."""
+        targets = self.targets(svc)
+        if host is None:
+            return targets[0]
+        for server in targets:
+            if host in (server.label, server.name):
+                return server
+        names = ", ".join(s.label for s in targets)
+        raise ConfigError(f"--host {host}: {svc.name} runs on {names}")
 
     def service(self, name: str) -> ServiceConfig:
         try:

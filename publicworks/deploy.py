@@ -9,7 +9,7 @@ history say what really runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import canary, disk, freeze, plan, prune, switch
 from . import commands as cmd
@@ -42,19 +42,19 @@ def deploy(cfg: Config, opts: Options, out: Reporter, connect_to: Callable[..., 
     check_version(opts.version)
     seconds = svc.canary_seconds if opts.canary is None else opts.canary
     out.steps = DEPLOY
-    if len(cfg.targets(svc)) > 1 and not opts.dry_run:
+    targets = cfg.targets(svc)
+    if len(targets) > 1 and not opts.dry_run:
         from .multihost import deploy_hosts  # it builds on Deploy
 
         return deploy_hosts(cfg, svc, opts.version, seconds, opts.wait_lock, out, connect_to)
-    for server in cfg.targets(svc)[:-1]:  # a dry run across hosts: each host's plan
-        with open_session(replace(cfg, server=server), svc, out.for_host(server.label), connect_to) as s:
-            dry_run(s, opts.version, seconds)
-    last = cfg.targets(svc)[-1]
-    if len(cfg.targets(svc)) > 1:
-        cfg, out = replace(cfg, server=last), out.for_host(last.label)
+    if opts.dry_run:  # each host's plan
+        codes = []
+        for host in targets:
+            host_out = out.for_host(host.label) if len(targets) > 1 else out
+            with open_session(cfg, svc, host_out, connect_to, host) as s:
+                codes.append(dry_run(s, opts.version, seconds))
+        return max(codes)
     with open_session(cfg, svc, out, connect_to) as s:
-        if opts.dry_run:
-            return dry_run(s, opts.version, seconds)
         return Deploy(s, opts.version, seconds).run(opts.wait_lock)
 
 

@@ -18,14 +18,16 @@ def logs(
     since: str | None,
     follow: bool,
     connect_to: Callable[..., Remote] = connect,
+    host: str | None = None,
 ) -> int:
     svc = cfg.service(service)
+    server = cfg.target(svc, host)  # before connecting: a wrong --host touches nothing
     colors = list(COLORS) if color == "both" else [color]
     # The compose files need the version variable set; `logs` does not care about its value.
     command = cmd.logs_of(svc, colors, "logs", tail, since, follow)
     if follow:
         command = cmd.until_hangup(command)
-    remote = connect_to(cfg.server)
+    remote = connect_to(server)
     try:
         return 0 if remote.attach(command, keep_stdin=follow) == 0 else 1
     except KeyboardInterrupt:

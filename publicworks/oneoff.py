@@ -24,9 +24,10 @@ def run(
     out: Reporter,
     connect_to: Callable[..., Remote] = connect,
     tty: bool | None = None,
+    host: str | None = None,
 ) -> int:
     svc = cfg.service(service)
-    with open_session(cfg, svc, out, connect_to) as s:
+    with open_session(cfg, svc, out, connect_to, cfg.target(svc, host)) as s:
         d = plan.decide(s.views(), s.read_state())
         if not d.serving or not d.serving_version:
             raise PublicWorksError(

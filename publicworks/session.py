@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import commands as cmd
 from . import history, server
 from .actor import actor
 from .clock import Clock, SystemClock, iso
 from .commands import Command
-from .config import Config, ServiceConfig
+from .config import Config, ServerConfig, ServiceConfig
 from .errors import LockLost, PublicWorksError
 from .interrupts import Interrupts
 from .lock import Lock, LockInfo, me
@@ -135,8 +135,14 @@ class Interrupted(PublicWorksError):
 
 @contextmanager
 def open_session(
-    cfg: Config, svc: ServiceConfig, out: Reporter, connect_to: Callable[..., Remote] = connect
+    cfg: Config,
+    svc: ServiceConfig,
+    out: Reporter,
+    connect_to: Callable[..., Remote] = connect,
+    host: ServerConfig | None = None,
 ) -> Iterator[Session]:
+    """One connection to `host` (default: the service's first host) and a session over it."""
+    cfg = replace(cfg, server=host or cfg.targets(svc)[0])
     remote = connect_to(cfg.server, echo=out.command)
     notifier = Notifier.from_env(out)
     try:

@@ -7,16 +7,26 @@ lock is busy. The package's modules are imported inside the tasks, so `--help` s
 
 from __future__ import annotations
 
-import json as json_mod
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit, Task
+from invoke import task as invoke_task
 
 BAD_INPUT = 2
+
+
+class _Task(Task):
+    """An Invoke task whose flags never take -h: that stays --help's, for every task."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, taken_names | {"h"})
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    return invoke_task(*args, klass=_Task, **kwargs)
 
 
 def _bad(message: str) -> Exit:
@@ -163,35 +173,14 @@ def history(c, service=None, limit=None, json=False):
     """The deploy history from the server: deploys, failures, rollbacks (reads only the end of the file)."""
 
     def body() -> int:
-        from . import history as history_mod
-        from . import server
+        from . import fleet
         from .config import load
-        from .remote import connect
 
-        n = _integer(limit, "--limit", 1, 100_000) or 20
-        name = _service(service, required=False)
-        cfg = load()
-        services = [cfg.service(name)] if name else list(cfg.services.values())
-        merged = []  # (host, entry) of every host, merged by time
-        for host, _ in cfg.by_host(services):
-            remote = connect(host)
-            try:
-                merged += [(host.label, e) for e in server.tail_history(remote, cfg, n, name)]
-            finally:
-                remote.close()
-        several = len({h for h, _ in merged}) > 1
-        if several:
-            merged.sort(key=lambda he: he[1].time)  # stable: each host's own order stays
-        merged = merged[-n:]
-        entries = [e for _, e in merged]
-        if json:
-            for h, e in merged:
-                print(e.to_json() if not several else json_mod.dumps({"host": h, **e.as_dict()}))
-        elif entries:
-            print(history_mod.table(entries, [h for h, _ in merged] if several else None))
-        else:
-            print(f"no history yet in {cfg.server.history_file}" + (f" for {name}" if name else ""))
-        return 0
+        text, code = fleet.history(
+            load(), _service(service, required=False), _integer(limit, "--limit", 1, 100_000) or 20, bool(json)
+        )
+        print(text)
+        return code
 
     _run(c, body)
 
@@ -201,34 +190,14 @@ def status(c, service=None, json=False):
     """What runs and answers (and what Caddy thinks), per service and color; canary, lock, rejected versions."""
 
     def body() -> int:
-        from . import status as status_mod
+        from . import fleet
         from .config import load
-        from .remote import connect
 
         name = _service(service, required=False)
         cfg = load()
-        services = [cfg.service(name)] if name else list(cfg.services.values())
-        groups = cfg.by_host(services)
-        reports = []
-        for host, on_host in groups:
-            remote = connect(host)
-            try:
-                reports.append((host.label, *status_mod.gather(remote, replace(cfg, server=host), on_host)))
-            finally:
-                remote.close()
-        if len(reports) == 1:
-            _, lock, statuses = reports[0]
-            print(status_mod.to_json(lock, statuses) if json else status_mod.render(lock, statuses))
-        elif json:
-            print(
-                json_mod.dumps(
-                    {"hosts": [{"host": h, **json_mod.loads(status_mod.to_json(lk, st))} for h, lk, st in reports]},
-                    indent=2,
-                )
-            )
-        else:
-            print("\n".join(f"== {h}\n" + status_mod.render(lk, st) for h, lk, st in reports))
-        return 0
+        text, code = fleet.status(cfg, [cfg.service(name)] if name else list(cfg.services.values()), bool(json))
+        print(text)
+        return code
 
     _run(c, body)
 
@@ -252,26 +221,20 @@ def doctor(c, service=None, json=False):
     """Check over SSH everything a deploy needs (docker, compose v2, files, lock, state, Caddy, registry)."""
 
     def body() -> int:
-        from . import doctor as doctor_mod
+        from . import fleet
         from .config import load
-        from .remote import connect
 
         name = _service(service, required=False)
         cfg = load()
-        services = [cfg.service(name)] if name else list(cfg.services.values())
-        remote = connect(cfg.server)
-        try:
-            checks = doctor_mod.run(remote, cfg, services)
-        finally:
-            remote.close()
-        print(doctor_mod.to_json(checks) if json else doctor_mod.render(checks))
-        return 0 if all(ch.ok for ch in checks) else 1
+        text, code = fleet.doctor(cfg, [cfg.service(name)] if name else list(cfg.services.values()), bool(json))
+        print(text)
+        return code
 
     _run(c, body)
 
 
 def _session_task(c: Context, service: Any, body: Callable[[Any], str], lock: bool = False) -> None:
-    """Run `body(session)` against one service over one connection, printing its one-line outcome."""
+    """Run `body(session)` for one service on each of its hosts (one connection each), printing each outcome."""
 
     def run() -> int:
         from .config import load
@@ -280,13 +243,16 @@ def _session_task(c: Context, service: Any, body: Callable[[Any], str], lock: bo
 
         cfg = load()
         svc = cfg.service(_service(service) or "")
-        with open_session(cfg, svc, Reporter()) as s:
-            if lock:
-                s.take_lock("prune", "", 0)
-            try:
-                print(body(s))
-            finally:
-                s.release()
+        targets = cfg.targets(svc)
+        for host in targets:
+            with open_session(cfg, svc, Reporter(), host=host) as s:
+                if lock:
+                    s.take_lock("prune", "", 0)
+                try:
+                    text = body(s)
+                finally:
+                    s.release()
+            print(f"{host.label}: {text}" if len(targets) > 1 else text)
         return 0
 
     _run(c, run)
@@ -307,9 +273,10 @@ def prune(c, service=None, dry_run=False):
         "tail": "lines from the end of each unit's log (default: all)",
         "since": "only lines since, e.g. 10m or 2026-11-26T14:00:00",
         "follow": "keep streaming new lines until Ctrl-C",
+        "host": "for a service on several hosts: which one, by its [hosts] name (default: its first)",
     }
 )
-def logs(c, service=None, color=None, tail=None, since=None, follow=False):
+def logs(c, service=None, color=None, tail=None, since=None, follow=False, host=None):
     """The service's units' logs, each line prefixed by its container (unit and color)."""
 
     def body() -> int:
@@ -323,14 +290,26 @@ def logs(c, service=None, color=None, tail=None, since=None, follow=False):
         if since_text is not None and not all(ch.isalnum() or ch in ":.-+TZ" for ch in since_text):
             raise _bad(f"--since: a duration like 10m or a time like 2026-11-26T14:00:00, got {since_text!r}")
         return logs_mod.logs(
-            load(), _service(service) or "", which, _integer(tail, "--tail", 0, 1_000_000), since_text, bool(follow)
+            load(),
+            _service(service) or "",
+            which,
+            _integer(tail, "--tail", 0, 1_000_000),
+            since_text,
+            bool(follow),
+            host=_text(host, "--host"),
         )
 
     _run(c, body)
 
 
-@task(name="exec", help={"service": "service name from services.toml; the command comes after --"})
-def exec_(c, service=None):
+@task(
+    name="exec",
+    help={
+        "service": "service name from services.toml; the command comes after --",
+        "host": "for a service on several hosts: which one, by its [hosts] name (default: its first)",
+    },
+)
+def exec_(c, service=None, host=None):
     """Run a one-off command in the serving version (publicworks exec --service S -- CMD ARGS...)."""
 
     def body() -> int:
@@ -341,7 +320,7 @@ def exec_(c, service=None):
         argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
         if not argv or not argv[0]:
             raise _bad("exec needs a command after --, e.g. publicworks exec --service S -- python manage.py shell")
-        return oneoff.run(load(), _service(service) or "", argv, Reporter())
+        return oneoff.run(load(), _service(service) or "", argv, Reporter(), host=_text(host, "--host"))
 
     _run(c, body)
 

@@ -584,6 +584,10 @@ class Fleet:
         opts = deploy_mod.Options(service, version, canary=canary)
         return deploy_mod.deploy(self.cfg, opts, self.reporter(), connect_to=self.connect)
 
+    def deploy_dry(self, service: str, version: str) -> int:
+        opts = deploy_mod.Options(service, version, canary=0, dry_run=True)
+        return deploy_mod.deploy(self.cfg, opts, self.reporter(), connect_to=self.connect)
+
     def rollback(self, service: str, to: str | None = None, yes: bool = False) -> int:
         opts = rollback_mod.Options(service, to=to, yes=yes)
         return rollback_mod.rollback(self.cfg, opts, self.reporter(), connect_to=self.connect)

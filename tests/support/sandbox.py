@@ -107,11 +107,17 @@ def pw_start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
 
 
 class VPS:
-    """Direct access to the sandbox VPS for assertions: its own ssh, not public-works' code."""
+    """Direct access to a sandbox VPS for assertions: its own ssh, not public-works' code. VPS() is this
+    process's; VPS(2) is the second of a sandbox started with --hosts 3."""
+
+    def __init__(self, n: int = HOST) -> None:
+        self.n = n
+        self.ip = f"10.200.0.{n + 1}"
+        self.alias = f"sandbox-vps{n}"
 
     def sh(self, script: str, check: bool = True, timeout: float = 60) -> str:
         p = subprocess.run(
-            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", ALIAS, script],
+            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", self.alias, script],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -124,7 +130,7 @@ class VPS:
     def put(self, path: str, text: str) -> None:
         """Write a file on the VPS as the deploy user (relative paths are under /home/deploy)."""
         subprocess.run(
-            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", ALIAS, "cat", ">", path],
+            ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", self.alias, "cat", ">", path],
             input=text,
             text=True,
             check=True,
@@ -172,28 +178,30 @@ class VPS:
         )
 
 
-def caddy_get(service: str, cookies: httpx.Cookies | None = None, timeout: float = 10) -> httpx.Response:
+def caddy_get(
+    service: str, cookies: httpx.Cookies | None = None, timeout: float = 10, ip: str = VPS_IP
+) -> httpx.Response:
     """What a user of the service gets, through the VPS's Caddy on its public address."""
     return httpx.get(
-        f"http://{VPS_IP}/", headers={"Host": SITES[service]}, cookies=cookies, timeout=timeout, trust_env=False
+        f"http://{ip}/", headers={"Host": SITES[service]}, cookies=cookies, timeout=timeout, trust_env=False
     )
 
 
-def answer(service: str) -> str:
+def answer(service: str, ip: str = VPS_IP) -> str:
     try:
-        r = caddy_get(service)
+        r = caddy_get(service, ip=ip)
         return r.text.strip() if r.status_code == 200 else f"HTTP {r.status_code}"
     except httpx.HTTPError as e:
         return f"error {type(e).__name__}"
 
 
-def sshd_accepted() -> int:
-    """SSH logins the VPS's sshd has accepted so far (its log)."""
-    return sshd_log().count("Accepted publickey for deploy")
+def sshd_accepted(n: int = HOST) -> int:
+    """SSH logins VPS n's sshd has accepted so far (its log)."""
+    return sshd_log(n).count("Accepted publickey for deploy")
 
 
-def sshd_log() -> str:
-    return (SB / "log" / f"vps{HOST}-sshd.log").read_text(errors="replace")
+def sshd_log(n: int = HOST) -> str:
+    return (SB / "log" / f"vps{n}-sshd.log").read_text(errors="replace")
 
 
 def config_with(tmp_path: Path, **changes: object) -> dict[str, str]:

@@ -218,3 +218,66 @@ def test_invalid_versions(bad):
 def test_caddy_durations_are_checked():
     text = GOOD.replace("[server]", '[caddy]\nhealth_interval = "2 seconds"\n\n[server]')
     assert err(text) == "caddy.health_interval: expected a duration like 2s or 250ms, got '2 seconds'"
+
+
+HOSTS = GOOD.replace(
+    "[services.web]\n",
+    '[hosts.a]\nhost = "10.0.0.2"\n\n[hosts.b]\nhost = "10.0.0.3"\nuser = "ops"\nport = 2222\n\n'
+    '[services.web]\nhosts = ["b", "a"]\nhosts_at_once = 2\n',
+)
+
+
+def test_hosts_are_named_once_and_inherit_the_rest_from_server():
+    cfg = parse(HOSTS)
+    web = cfg.services["web"]
+    a, b = cfg.hosts["a"], cfg.hosts["b"]
+    assert (a.host, a.user, a.port, a.label) == ("10.0.0.2", "deploy", 22, "a")
+    assert (b.host, b.user, b.port, b.lock_file) == ("10.0.0.3", "ops", 2222, cfg.server.lock_file)
+    assert [s.label for s in cfg.targets(web)] == ["b", "a"]  # the service's own order: the roll's order
+    assert web.hosts_at_once == 2
+
+
+def test_a_service_without_hosts_runs_on_the_server_host():
+    cfg = parse(GOOD)
+    assert cfg.targets(cfg.services["web"]) == [cfg.server] and cfg.server.label == "vps.example"
+
+
+def test_a_host_named_under_hosts_and_as_server_is_one_host_for_status():
+    text = HOSTS.replace('host = "vps.example"', 'host = "10.0.0.2"').replace(
+        '[services.web]\nhosts = ["b", "a"]',
+        '[services.api]\ndir = "/x"\nproject = "api"\ncompose_files = ["c.yml"]\n'
+        'units = ["api-{color}"]\nports = { blue = 9000, green = 9001 }\n\n[services.web]\nhosts = ["b", "a"]',
+    )
+    cfg = parse(text)
+    rows = cfg.by_host(list(cfg.services.values()))
+    assert [(server.host, [s.name for s in svcs]) for server, svcs in rows] == [
+        ("10.0.0.2", ["api", "web"]),
+        ("10.0.0.3", ["web"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('hosts = ["b", "a"]', 'hosts = ["b", "c"]'), "services.web.hosts[1]: 'c' is not a host (known: a, b)"),
+        (('hosts = ["b", "a"]', 'hosts = ["a", "a"]'), "services.web.hosts: a host is named twice"),
+        (("[hosts.a]", "[hosts.A]"), "hosts.A: a host name is lowercase letters, digits, '-' and '_'"),
+        (("port = 2222", "port = 0"), "hosts.b.port: 0 is not a TCP port"),
+        (('host = "10.0.0.2"', 'hots = "10.0.0.2"'), "hosts.a"),
+        (("hosts_at_once = 2", "hosts_at_once = 0"), "services.web.hosts_at_once"),
+    ],
+)
+def test_host_errors_name_the_key_path(change, message):
+    assert err(HOSTS.replace(*change)).startswith(message)
+
+
+def test_hosts_without_a_hosts_table_say_how_to_add_one():
+    text = GOOD.replace("[services.web]\n", '[services.web]\nhosts = ["vps2"]\n')
+    assert err(text) == "services.web.hosts[0]: 'vps2' is not a host (known: none: add a [hosts.NAME] table)"
+
+
+def test_the_sandbox_services_file_for_three_hosts_loads():
+    cfg = config.load(ROOT / "sandbox" / "services-hosts.toml")
+    assert [s.host for s in cfg.targets(cfg.services["civic-observer"])] == ["10.200.0.2", "10.200.0.3", "10.200.0.4"]
+    assert [s.label for s in cfg.targets(cfg.services["corkboard-django"])] == ["vps2", "vps3"]
+    assert len(cfg.by_host(list(cfg.services.values()))) == 3

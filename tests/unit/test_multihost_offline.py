@@ -8,8 +8,9 @@ import json
 import pytest
 
 from publicworks import commands as cmd
+from publicworks import fleet as fleet_mod
 from publicworks.config import ConfigError, parse
-from publicworks.errors import LockBusy
+from publicworks.errors import LockBusy, PublicWorksError
 from publicworks.lock import Holder
 from tests.support.fake import App, Fleet
 
@@ -130,3 +131,47 @@ def test_hosts_are_named_once_and_a_service_names_them():
         parse(base + svc + 'hosts = ["c"]\n')
     with pytest.raises(ConfigError, match="hosts.x.host: 'root@h' is not a host"):
         parse(base + '[hosts.x]\nhost = "root@h"\n' + svc)
+
+
+def test_a_service_on_one_named_host_deploys_there_not_to_the_server_host(cfg, monkeypatch):
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    one = Fleet(cfg, CO, names=("h2",))  # only h2 exists: reaching [server] would fail
+    assert one.deploy(CO, "a1c0ffe") == 0, one.text()
+    assert {n.split("-")[3] for n in one.server("h2").running(CO) if "-web-" in n} == {"blue"}
+    assert "[h2]" not in one.text()  # one host: the output is a single host's
+
+
+def test_a_dry_run_across_hosts_shows_each_hosts_plan_and_changes_nothing(fleet):
+    serving(fleet, "a1c0ffe")
+    before = {h: fleet.server(h).history() for h in HOSTS}
+    assert fleet.deploy_dry(CO, "b2beef0") == 0, fleet.text()
+    for h in HOSTS:
+        assert f"[{h}] " in fleet.text() and fleet.server(h).history() == before[h]
+        assert web(fleet, h) == {"blue": "a1c0ffe"}
+
+
+def test_history_across_hosts_is_merged_by_time_and_an_unreachable_host_is_named(fleet):
+    serving(fleet, "a1c0ffe")
+    serving(fleet, "b2beef0")
+
+    def connect(server, **kw):
+        if server.label == "h3":
+            raise PublicWorksError("cannot reach deploy@10.9.0.4:22: timed out")
+        return fleet.connect(server)
+
+    text, code = fleet_mod.history(fleet.cfg, CO, 20, False, connect_to=connect)
+    lines = text.splitlines()
+    assert code == 1 and lines[0].split()[:2] == ["HOST", "TIME"]
+    assert [ln.split()[0] for ln in lines[1:5]] == ["h1", "h2", "h1", "h2"]  # by time, each host's order kept
+    assert lines[-1] == "h3: UNREACHABLE, its lines are missing: cannot reach deploy@10.9.0.4:22: timed out"
+    rows = [
+        json.loads(ln) for ln in fleet_mod.history(fleet.cfg, CO, 2, True, connect_to=fleet.connect)[0].splitlines()
+    ]
+    assert [(r["host"], r["version"]) for r in rows] == [("h2", "b2beef0"), ("h3", "b2beef0")]
+
+
+def test_host_picks_one_of_the_services_hosts(fleet):
+    svc = fleet.cfg.services[CO]
+    assert fleet.cfg.target(svc, None).label == "h1" and fleet.cfg.target(svc, "h3").label == "h3"
+    with pytest.raises(ConfigError, match="--host h9: civic-observer runs on h1, h2, h3"):
+        fleet.cfg.target(svc, "h9")

@@ -143,6 +143,14 @@ def test_where_to_connect_is_decided_once_toml_then_ssh_config_then_environment(
     assert str(target(server, env, {"user": "ops", "port": "2222"})) == "me@10.0.0.9:2200"
 
 
+def test_the_environment_never_redirects_a_host_named_under_hosts():
+    from dataclasses import replace
+
+    named = replace(parse(GOOD).server, host="10.0.0.3", name="vps2")
+    env = {"PUBLICWORKS_HOST": "10.0.0.9", "PUBLICWORKS_USER": "me", "PUBLICWORKS_PORT": "2200"}
+    assert str(target(named, env, {"user": "ops"})) == "ops@10.0.0.3:22"  # its ssh config alias still applies
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
