@@ -12,6 +12,12 @@ at any moment resets every upstream to 1. So a 1 counts as proof only when
   check of the running color must have been refreshed into it.
 
 Config changes show in Caddy's own counters (admin API writes, process start time): see `Metrics.epoch`.
+
+Where Caddy can be asked directly (pin.py: a request through its site, pinned by its own lb cookie to
+the color's upstream), the same two rules apply to where it routes, in real time instead of at the
+metric's next refresh: the color was seen not routed and then routed, with no config change between
+(only a passing health check makes Caddy route to a color it did not); or routed without a break for a
+whole interval + timeout since it answered and since the last config change.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class Proof:
     _zero: set[str] = field(default_factory=set)
     _ones: dict[str, float] = field(default_factory=dict)  # dial -> reading 1 without a break since
     _last: dict[str, float | None] = field(default_factory=dict)
+    _unrouted: bool = False  # Caddy was seen routing elsewhere, since the last config change
+    _routed_since: float | None = None
 
     @property
     def steady(self) -> float:
@@ -47,14 +55,21 @@ class Proof:
         """How long after the color answered through the tunnel Caddy gets to call it healthy."""
         return 3 * self.interval + self.timeout + self.refresh + 1.0
 
-    def observe(self, t: float, metrics: Metrics) -> bool:
-        """Feed one reading of /metrics taken at monotonic `t`; True once proven."""
+    def observe(self, t: float, metrics: Metrics, routed: bool | None = None) -> bool:
+        """Feed one reading of /metrics taken at monotonic `t` — and, if Caddy was asked just before, whether
+        it routed to the color (None: not asked, or no clear answer); True once proven."""
         if self._epoch is not None and metrics.epoch != self._epoch:
             self._zero.clear()
             self._ones.clear()
             self._window = t
             self.reloads += 1
+            self._unrouted, self._routed_since = False, None
+            routed = None  # asked before the change or after it: it cannot tell which
         self._epoch = metrics.epoch
+        if routed is True:
+            self._routed_since = t if self._routed_since is None else self._routed_since
+        elif routed is False:
+            self._unrouted, self._routed_since = True, None
         for dial in self.dials:
             value = metrics.healthy.get(dial)
             self._last[dial] = value
@@ -66,10 +81,20 @@ class Proof:
                     self._zero.add(dial)
         if self.proven_at is None and self.healthy_at is not None and self.dials:
             hows = [self._proven(d, t) for d in self.dials]
-            if all(hows):
+            how = self._routed(t)
+            if all(hows) or how:
                 self.proven_at = t
-                self.how = hows[0]
+                self.how = how or hows[0]
         return self.proven_at is not None
+
+    def _routed(self, t: float) -> str:
+        if self._routed_since is None:
+            return ""
+        if self._unrouted:
+            return "Caddy routed to it: not routed → routed"
+        start = max(self._routed_since, self._window, self.healthy_at or t)
+        steady = self.interval + self.timeout + 0.5
+        return f"Caddy routed to it for {t - start:.1f}s without a break" if t - start >= steady else ""
 
     def _proven(self, dial: str, t: float) -> str:
         if dial not in self._ones:

@@ -84,7 +84,7 @@ class Remote(Protocol):
 
     def run(self, command: Command, check: bool = True) -> Result: ...
     def attach(self, command: Command, tty: bool = False, keep_stdin: bool = False) -> int: ...
-    def http(self, timeout: float = 5.0) -> httpx.Client: ...
+    def http(self, timeout: float = 5.0, verify: bool = True) -> httpx.Client: ...
     def channel(self, command: Command) -> Channel: ...
     def close(self) -> None: ...
 
@@ -173,9 +173,9 @@ class SSHRemote:
         finally:
             chan.close()
 
-    def http(self, timeout: float = 5.0) -> httpx.Client:
+    def http(self, timeout: float = 5.0, verify: bool = True) -> httpx.Client:
         """httpx over this connection: http://127.0.0.1:PORT/ is PORT on the server's loopback."""
-        return tunnel.client(self.transport, timeout)
+        return tunnel.client(self.transport, timeout, verify)
 
     def close(self) -> None:
         self.conn.close()

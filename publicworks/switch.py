@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import caddy, health
-from .admin import Admin, CaddyUnreachable
+from .admin import Admin, Asking, CaddyUnreachable
 from .commands import Command
 from .config import Config, ServiceConfig
 from .errors import ConnectionLost, LockLost, PublicWorksError
@@ -44,14 +44,15 @@ class Change:
     started: bool = False
     healthy_at: float | None = None
     proof: Proof | None = None
+    asking: Asking | None = None
     proven: bool = False
     stopping: bool = False  # the old color's stop was sent: from here on the new color stays
     stopped: bool = False
 
 
-def caddy_route(cfg: Config, svc: ServiceConfig, admin: Admin, color: str) -> caddy.Route:
+def caddy_route(cfg: Config, svc: ServiceConfig, admin: Admin, color: str, config: object = None) -> caddy.Route:
     """How Caddy proxies `color`; refuses (NoProof) when it does not, or checks health elsewhere."""
-    r = caddy.route(admin.config(), svc, color)
+    r = caddy.route(admin.config() if config is None else config, svc, color)
     if r.problems:
         block = "\n".join("    " + line for line in caddy.service_block(cfg, svc, svc.health_path))
         raise NoProof(
@@ -67,7 +68,9 @@ def start(s: Session, ch: Change, admin: Admin | None) -> None:
         if admin is not None and ch.old is not None:
             r = caddy_route(s.cfg, s.svc, admin, ch.new.color)
             ch.proof = Proof(r.dials, r.interval, r.timeout)
-            ch.proof.observe(s.clock.monotonic(), admin.metrics())  # before: a 0 now makes the later 1 count
+            ch.asking = Asking(admin, s.svc, ch.new.color)
+            routed = ch.asking.routed()  # before: "not routed" now makes a later "routed" count, as a 0 does
+            ch.proof.observe(s.clock.monotonic(), admin.metrics(), routed)
         ch.started = True  # from here a failure stops the new color again
         s.run(ch.start)
 
@@ -105,16 +108,20 @@ def prove(s: Session, ch: Change, admin: Admin | None) -> None:
         p.healthy_at = ch.healthy_at if ch.healthy_at is not None else s.clock.monotonic()
         epoch = None
         problem = ""
+        asking = ch.asking or Asking(admin, s.svc, ch.new.color)
         while True:
             now = s.clock.monotonic()
             try:
+                routed = asking.routed()  # asked before the metrics are read: a config change shows after
                 metrics = admin.metrics()
                 if epoch is not None and metrics.epoch != epoch:
-                    r = caddy_route(s.cfg, s.svc, admin, ch.new.color)  # the config changed: still routed?
+                    config = admin.config()  # the config changed: still routed?
+                    r = caddy_route(s.cfg, s.svc, admin, ch.new.color, config)
                     p.dials, p.interval, p.timeout = r.dials, r.interval, r.timeout
+                    asking.reset(config, r)
                 epoch = metrics.epoch
                 problem = ""
-                if p.observe(now, metrics):
+                if p.observe(now, metrics, routed):
                     break
             except CaddyUnreachable as e:
                 problem = e.message
@@ -128,6 +135,8 @@ def prove(s: Session, ch: Change, admin: Admin | None) -> None:
         waited = (p.proven_at or now) - p.healthy_at
         ch.proven = True
         s.out.note(f"Caddy saw {ch.new.color} healthy {waited:.1f}s after it answered through the tunnel ({p.how})")
+        if asking.why:
+            s.out.command(f"not asked through Caddy's site: {asking.why}")
 
 
 def confirm(s: Session, ch: Change, admin: Admin | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from publicworks import caddy, config
 from tests.support.load import Load
 from tests.support.sandbox import (
@@ -96,3 +98,32 @@ def test_a_config_load_just_before_the_switch_is_no_false_proof(vps, admin):
     assert "Caddy's config changed 1 time(s) meanwhile" in r.out
     assert "step=switch" in vps.history()[-1]
     assert {n for n in vps.running(CO)} == set(BLUE_A)  # green stopped again, blue never stopped
+
+
+def test_a_tls_site_is_asked_where_caddy_routes_and_the_switch_follows_at_once(vps, admin):
+    """civic.band's sites are HTTPS: Caddy is asked through its TLS listener (TLS over the SSH channel)."""
+    serving_blue(vps)
+    config = admin.get(f"{ADMIN}/config/").json()
+    srv = config["apps"]["http"]["servers"]["srv0"]
+    srv["listen"] = [":8443"]
+    srv.pop("automatic_https", None)
+    config["apps"]["tls"] = {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}
+    config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    assert admin.post(f"{ADMIN}/load", json=config).status_code == 200
+
+    def over_tls() -> str:
+        try:
+            with httpx.Client(verify=False, timeout=5, trust_env=False) as c:
+                r = c.get(
+                    f"https://{VPS_IP}:8443/", headers={"Host": SITES[CO]}, extensions={"sni_hostname": SITES[CO]}
+                )
+            return r.text if r.status_code == 200 else ""
+        except httpx.HTTPError:
+            return ""
+
+    poll(lambda: "version=a1c0ffe" in over_tls(), what="Caddy to serve over TLS")
+    time.sleep(3)  # past the first checks after the load
+    r = deploy("b2beef0")
+    assert r.code == 0, r.text
+    assert "(Caddy routed to it: " in r.out, r.out
+    assert "version=b2beef0" in over_tls()

@@ -489,7 +489,7 @@ class FakeRemote:
         self.fenced.append(False)
         return FakeLockChannel(self.server, command)
 
-    def http(self, timeout: float = 5.0) -> httpx.Client:
+    def http(self, timeout: float = 5.0, verify: bool = True) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(self._answer), timeout=timeout)
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
