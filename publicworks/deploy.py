@@ -68,6 +68,7 @@ class Deploy:
         self.version = version
         self.canary_seconds = canary_seconds
         self.migrated = False
+        self.canaried = False  # a canary completed
         self.plan: DeployPlan | None = None
         self.before = State(s.svc.name)  # the state as found: what a failure puts back
         self.change: switch.Change | None = None
@@ -106,7 +107,7 @@ class Deploy:
             if o.ended is not Ended.COMPLETED or o.state is None:
                 return FAILED  # rolled back: the canary said so
             state = o.state
-            switch.confirm(s, ch, self.admin)
+            self.canaried = True  # the old color stops only once Caddy still routes to the new one
         else:
             out.skip(Step.CANARY, "first deploy" if not ch.old else "canary 0")
         rec = self.finish(state)
@@ -146,7 +147,7 @@ class Deploy:
         """stop the old color, record, prune."""
         ch, p = self.change, self.plan
         assert ch is not None and p is not None
-        switch.stop_old(self.s, ch)
+        switch.stop_old(self.s, ch, self.admin if self.canaried else None)
         with self.s.out.step(Step.RECORD):
             rec = self.record(state.deployed(p.target, self.version, p.old, self.migrated, self.s.now()), p, **fields)
         self.prune()

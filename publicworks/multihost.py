@@ -290,8 +290,7 @@ class MultiDeploy(Roll):
     def confirm_and_stop(self, s: Session) -> None:
         d = self.deploys[s]
         assert d.change is not None
-        switch.confirm(s, d.change, d.admin)
-        switch.stop_old(s, d.change)
+        switch.stop_old(s, d.change, d.admin)
 
 
 class MultiRollback(Roll):

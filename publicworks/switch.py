@@ -140,24 +140,32 @@ def prove(s: Session, ch: Change, admin: Admin | None) -> None:
 
 
 def confirm(s: Session, ch: Change, admin: Admin | None) -> None:
-    """Before the old color stops after a canary: Caddy must still call the new one healthy."""
+    """Before the old color stops after a canary: Caddy must still route to the new one (asked through its
+    site where it can be, else its health metric)."""
     if admin is None or ch.proof is None:
         return
-    view = caddy.view(admin.config(), admin.metrics(), s.svc)[ch.new.color]
-    if view != "healthy":
+    routed = Asking(admin, s.svc, ch.new.color).routed()
+    if routed is True:
+        return
+    view = "routes a request pinned to it elsewhere" if routed is False else None
+    if view is None:
+        word = caddy.view(admin.config(), admin.metrics(), s.svc)[ch.new.color]
+        view = None if word == "healthy" else f"calls it {word}"
+    if view is not None:
         raise NoProof(
-            f"at the end of its canary Caddy calls {ch.new.color} {view}: {ch.old.color if ch.old else ''} "
-            "is not stopped"
+            f"at the end of its canary Caddy {view} ({ch.new.color}): {ch.old.color if ch.old else ''} is not stopped"
         )
 
 
-def stop_old(s: Session, ch: Change) -> None:
+def stop_old(s: Session, ch: Change, confirm_with: Admin | None = None) -> None:
+    """Stop the old color; after a canary (`confirm_with`), only once Caddy still routes to the new one."""
     old = ch.old
     if ch.stopped:
         return  # already stopped (a rolling deploy stops it as each host switches)
     with s.out.step(Step.STOP, f"{old.color} ({old.version})" if old else "nothing to stop"):
         if old is None:
             return
+        confirm(s, ch, confirm_with)
         ch.stopping = True
         for command in ch.stop_old:
             s.run(command)

@@ -113,8 +113,9 @@ def test_a_truncated_or_garbage_state_file_while_containers_run(blue, garbage):
 
 
 def test_caddy_stopped_in_the_middle_of_a_deploy(blue):
-    w = Watched("deploy", "--service", CO, "--version", "b2beef0", "--canary", "0")
-    w.wait_for("[5/10] start")
+    # a slow starter: Caddy is gone before green answers, so nothing can have proven the switch yet
+    w = Watched("deploy", "--service", CO, "--version", "5103000", "--canary", "0")
+    w.wait_for("[6/10] health")
     stop_daemon("caddy")
     try:
         r = w.finish()

@@ -77,7 +77,7 @@ def test_caddy_calling_the_new_color_unhealthy_at_the_end_of_the_canary_keeps_th
     when_canary_starts(world, lambda: world.server.caddy.blind.add("127.0.0.1:8889"), after=5)
     assert world.deploy(CO, "b2beef0", canary=30) == 1
     assert world.server.running(CO) == BLUE_A
-    assert "at the end of its canary Caddy calls green unhealthy" in world.text()
+    assert "at the end of its canary Caddy calls it unhealthy (green): blue is not stopped" in world.text()
     assert world.server.state(CO)["active"] == "blue" and world.server.state(CO)["canary"] is None
 
 
