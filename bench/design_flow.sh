@@ -2,7 +2,9 @@
 # The design's deploy flow as one bash script over one `ssh` session (bench/run.py runs it for comparison):
 # the same remote steps as `publicworks deploy` — lock, pull, migrate, start, health, the same wait for
 # Caddy's word (a request through Caddy pinned to the new color by its lb cookie: not routed, then
-# routed), stop the old color, state, history — without public-works.
+# routed), stop the old color, state, history, and the reads public-works adds around them (what runs,
+# the state, the history's tail, free disk, Caddy's config and metrics, the images to prune) — without
+# public-works.
 # Usage (on the VPS): design_flow.sh VERSION NEW_COLOR OLD_COLOR NEW_PORT PINNING_COOKIE_VALUE
 set -euo pipefail
 VERSION=$1 NEW=$2 OLD=$3 PORT=$4 PIN=$5
@@ -16,6 +18,13 @@ routed() { # Caddy sends a request pinned to the new color there (2xx, no Set-Co
     http://127.0.0.1:80/health/ 2>&1) || { echo "?"; return; }
   case $h in *Set-Cookie:*) echo n ;; *" 200 "*) echo y ;; *) echo "?" ;; esac
 }
+# inspect: what runs, the state, the history's tail, free disk, Caddy's running config and metrics
+docker ps -a --no-trunc --format '{{json .}}' >/dev/null
+cat /home/deploy/.publicworks/design-flow.json >/dev/null 2>&1 || true
+tac /home/deploy/design-flow.log 2>/dev/null | grep -m 5000 -F -e " | civic-observer | " >/dev/null || true
+df -Pk "$(docker info --format '{{.DockerRootDir}}')" >/dev/null
+busybox wget -q -O /dev/null http://localhost:2019/config/
+busybox wget -q -O /dev/null http://localhost:2019/metrics
 compose "$NEW" pull --quiet "web-$NEW" "worker-$NEW"
 compose "$NEW" run --rm -T "web-$NEW" sh /app/migrate.sh >/dev/null
 seen0=""; [ "$(routed)" = n ] && seen0=y
@@ -38,3 +47,7 @@ awk -v a="$healthy" -v b="$(date +%s.%N)" 'BEGIN { printf "caddy_wait=%.2f\n", b
 compose "$OLD" stop -t 10 "web-$OLD" "worker-$OLD" 2>/dev/null
 printf '{"active": "%s", "version": "%s"}\n' "$NEW" "$VERSION" > /home/deploy/.publicworks/design-flow.json
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) | civic-observer | $VERSION | success | $NEW" >> /home/deploy/design-flow.log
+# prune's reads: the images the service's compose files name, the images, what containers use
+compose blue config --images >/dev/null; compose green config --images >/dev/null
+docker images --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' >/dev/null
+docker ps -a --no-trunc --format '{{.Image}}' >/dev/null
