@@ -94,7 +94,8 @@ class Asking:
     upstream spelling for the new color, a site and listener that reach it — and, checked once per
     config, a request pinned to nothing that Caddy answers by choosing one of the service's upstreams."""
 
-    def __init__(self, admin: Admin, svc: ServiceConfig, color: str) -> None:
+    def __init__(self, admin: Admin, svc: ServiceConfig, color: str, config: object = None) -> None:
+        """`config`: Caddy's running config when the caller has just read it (else it is read here)."""
         self.admin = admin
         self.health_path = svc.health_path
         self.dial = ""
@@ -102,7 +103,7 @@ class Asking:
         self.why = ""
         self.checked = False
         try:
-            config = admin.config()
+            config = admin.config() if config is None else config
             self.reset(config, caddy.route(config, svc, color))
         except CaddyUnreachable as e:
             self.why = e.message

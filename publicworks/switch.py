@@ -66,9 +66,10 @@ def caddy_route(cfg: Config, svc: ServiceConfig, admin: Admin, color: str, confi
 def start(s: Session, ch: Change, admin: Admin | None) -> None:
     with s.out.step(Step.START, f"{ch.new.color} {ch.new.version} on port {ch.port}"):
         if admin is not None and ch.old is not None:
-            r = caddy_route(s.cfg, s.svc, admin, ch.new.color)
+            config = admin.config()
+            r = caddy_route(s.cfg, s.svc, admin, ch.new.color, config)
             ch.proof = Proof(r.dials, r.interval, r.timeout)
-            ch.asking = Asking(admin, s.svc, ch.new.color)
+            ch.asking = Asking(admin, s.svc, ch.new.color, config)
             routed = ch.asking.routed()  # before: "not routed" now makes a later "routed" count, as a 0 does
             ch.proof.observe(s.clock.monotonic(), admin.metrics(), routed)
         ch.started = True  # from here a failure stops the new color again
