@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import caddy, freeze, health, plan, server
-from .admin import Admin, CaddyUnreachable
+from .admin import Admin, Asking, CaddyUnreachable
 from .clock import Clock, SystemClock, parse_iso
 from .config import COLORS, Config, ServiceConfig
 from .history import Entry
@@ -137,8 +137,11 @@ def service_status(
     )
 
 
-def caddy_words(remote: Remote, cfg: Config, services: list[ServiceConfig]) -> dict[str, dict[str, str]]:
-    """Caddy's view of every color of every service, from one read of its config and its metrics."""
+def caddy_words(
+    remote: Remote, cfg: Config, services: list[ServiceConfig], running: dict[str, set[str]] | None = None
+) -> dict[str, dict[str, str]]:
+    """Caddy's view of every color of every service, from one read of its config and its metrics — and, for
+    the colors that run, from asking its site where it routes (its metric may be 10 s old)."""
     words = {s.name: {c: "not consulted (behind_caddy = false)" for c in COLORS} for s in services}
     behind = [s for s in services if s.behind_caddy]
     if not behind:
@@ -148,7 +151,14 @@ def caddy_words(remote: Remote, cfg: Config, services: list[ServiceConfig]) -> d
             config, metrics = admin.config(), admin.metrics()
         except CaddyUnreachable:
             return {**words, **{s.name: {c: "unknown (admin API unreachable)" for c in COLORS} for s in behind}}
-    return {**words, **{s.name: caddy.view(config, metrics, s) for s in behind}}
+        for svc in behind:
+            words[svc.name] = caddy.view(config, metrics, svc)
+            for color in sorted((running or {}).get(svc.name, set())):
+                if words[svc.name][color] in ("healthy", "unhealthy", "no health reported yet"):
+                    routed = Asking(admin, svc, color, config).routed()
+                    if routed is not None:
+                        words[svc.name][color] = "healthy" if routed else "unhealthy"
+    return words
 
 
 def gather(
@@ -157,10 +167,10 @@ def gather(
     clock = clock or SystemClock()
     lock = probe_lock(remote, cfg.server.lock_file)
     containers = server.containers(remote)
-    words = caddy_words(remote, cfg, services)
-    return lock, [
-        service_status(remote, cfg, svc, view(svc, containers), lock, words[svc.name], clock) for svc in services
-    ]
+    views = {svc.name: view(svc, containers) for svc in services}
+    running = {name: {c for c, v in vs.items() if v.running} for name, vs in views.items()}
+    words = caddy_words(remote, cfg, services, running)
+    return lock, [service_status(remote, cfg, svc, views[svc.name], lock, words[svc.name], clock) for svc in services]
 
 
 def render(lock: LockInfo, statuses: list[ServiceStatus]) -> str:

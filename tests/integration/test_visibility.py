@@ -91,6 +91,8 @@ def test_status_healthy_and_one_color_down(vps):
     s = data["services"][0]
     assert (s["up"], s["serving"], s["serving_version"]) == (True, "green", "b2beef0")
     assert s["colors"]["green"]["health"]["status"] == 200 and s["colors"]["blue"]["health"]["status"] is None
+    # right after the switch, Caddy's own word (asked through its site, not its 10 s-old metric)
+    assert s["colors"]["green"]["caddy"] == "healthy", s["colors"]
 
     vps.sh("docker stop -t 1 civic-observer-web-green-1 >/dev/null")  # the serving color dies overnight
     r = pw("status", "--service", CO)
