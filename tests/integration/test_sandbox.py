@@ -37,19 +37,24 @@ def _sshconfig_with(tmp_path, known_hosts_text: str):
     return cfg
 
 
-def test_a_changed_host_key_is_refused(sandbox, tmp_path):
-    fake = tmp_path / "fake"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(fake)], check=True)
-    cfg = _sshconfig_with(tmp_path, f"{VPS_IP} {' '.join(fake.with_suffix('.pub').read_text().split()[:2])}\n")
-    r = pw(
+def dry_run_with(ssh_config):
+    """A dry-run deploy (it connects, changes nothing) through another ssh config."""
+    return pw(
         "deploy",
         "--service",
         "civic-observer",
         "--version",
         "a1c0ffe",
         "--dry-run",
-        env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)),
+        env=pw_env(PUBLICWORKS_SSH_CONFIG=str(ssh_config)),
     )
+
+
+def test_a_changed_host_key_is_refused(sandbox, tmp_path):
+    fake = tmp_path / "fake"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(fake)], check=True)
+    cfg = _sshconfig_with(tmp_path, f"{VPS_IP} {' '.join(fake.with_suffix('.pub').read_text().split()[:2])}\n")
+    r = dry_run_with(cfg)
     assert r.code == 2, r.text
     assert f"REFUSED: the host key of {VPS_IP} changed (got ssh-ed25519 SHA256:" in r.err
     # OpenSSH agrees: the pinned key is what both clients check.
@@ -59,15 +64,7 @@ def test_a_changed_host_key_is_refused(sandbox, tmp_path):
 
 def test_an_unknown_host_key_is_refused_not_added(sandbox, tmp_path):
     cfg = _sshconfig_with(tmp_path, "")
-    r = pw(
-        "deploy",
-        "--service",
-        "civic-observer",
-        "--version",
-        "a1c0ffe",
-        "--dry-run",
-        env=pw_env(PUBLICWORKS_SSH_CONFIG=str(cfg)),
-    )
+    r = dry_run_with(cfg)
     assert r.code == 2 and "is not in" in r.err and "never trusts an unknown host key" in r.err
     assert (tmp_path / "known_hosts").read_text() == ""
 
